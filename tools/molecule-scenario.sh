@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Runs one Molecule scenario on one distro as every role and module here is tested:
+# check mode on a fresh host, converge, idempotence, check mode again (must change nothing),
+# verify with testinfra, and always destroy. Usage: tools/molecule-scenario.sh SCENARIO DISTRO
+set -euo pipefail
+scenario="${1:?usage: $0 SCENARIO bookworm|trixie}"
+export MOLECULE_DISTRO="${2:?usage: $0 SCENARIO bookworm|trixie}"
+log_dir=".cache/molecule-logs"
+export NO_COLOR=1 PY_COLORS=0 ANSIBLE_FORCE_COLOR=0
+mkdir -p "$log_dir"
+
+run() {
+  echo "--- molecule $1 ($scenario on $MOLECULE_DISTRO)"
+  molecule "$1" -s "$scenario"
+}
+
+# Fails when a check-mode run after converge reports anything as changed.
+check_idempotent() {
+  local log="$log_dir/$scenario-$MOLECULE_DISTRO-check.log"
+  echo "--- molecule check, must change nothing ($scenario on $MOLECULE_DISTRO)"
+  molecule check -s "$scenario" 2>&1 | tee "$log"
+  local changed
+  changed="$(grep -E '\S+\s+: ok=[0-9]+' "$log" | grep -v '^localhost' | grep -vE 'changed=0\b' || true)"
+  if [ -n "$changed" ]; then
+    echo "check mode after converge is not idempotent:" >&2
+    echo "$changed" >&2
+    return 1
+  fi
+}
+
+trap 'molecule destroy -s "$scenario" >/dev/null 2>&1 || true' EXIT
+run destroy
+run create
+run prepare
+run check
+run converge
+run idempotence
+check_idempotent
+run verify

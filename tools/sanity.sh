@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Builds the collection artifact, installs it into a scratch ansible_collections tree, checks that
+# ansible-doc reads every module and role from the installed copy, then runs `ansible-test sanity`
+# on that copy. ansible-test needs the collection under ansible_collections/<namespace>/<name>.
+set -euo pipefail
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+bin="$repo/.venv/bin"
+export PATH="$bin:$PATH"
+
+# ansible-test fetches get-pip.py from a host these machines cannot reach: use the stand-in.
+pip_version="$("$bin/python" - <<'PY'
+from ansible_test._internal.python_requirements import get_venv_packages
+from types import SimpleNamespace
+print(get_venv_packages(SimpleNamespace(version="any"))["pip"])
+PY
+)"
+mkdir -p "$HOME/.ansible/test/cache"
+install -m 0644 "$repo/tools/get_pip_standin.py" "$HOME/.ansible/test/cache/get_pip_${pip_version//./_}.py"
+
+scratch="$(mktemp -d /tmp/floodguard-sanity.XXXXXX)"
+trap 'rm -rf "$scratch"' EXIT
+
+echo "building the collection artifact"
+"$bin/ansible-galaxy" collection build --force --output-path "$scratch/dist" "$repo" >/dev/null
+artifact="$(ls "$scratch"/dist/floodguard-shield-*.tar.gz)"
+"$bin/ansible-galaxy" collection install --force -p "$scratch/installed" "$artifact" >/dev/null
+echo "installed $(basename "$artifact"); reading its documentation with ansible-doc"
+for module in "$repo"/plugins/modules/*.py; do
+  [ -e "$module" ] || continue
+  name="floodguard.shield.$(basename "$module" .py)"
+  ANSIBLE_COLLECTIONS_PATH="$scratch/installed" "$bin/ansible-doc" "$name" >/dev/null
+  echo "  ansible-doc $name: ok"
+done
+for role in "$repo"/roles/*/; do
+  [ -d "$role" ] || continue
+  name="floodguard.shield.$(basename "$role")"
+  ANSIBLE_COLLECTIONS_PATH="$scratch/installed" "$bin/ansible-doc" -t role "$name" >/dev/null
+  echo "  ansible-doc -t role $name: ok"
+done
+
+# Sanity runs on the source files that git knows about (tracked or new, not ignored).
+tree="$scratch/ansible_collections/floodguard/shield"
+mkdir -p "$tree"
+(cd "$repo" && git ls-files --cached --others --exclude-standard -z | xargs -0 -I{} cp --parents {} "$tree/" 2>/dev/null || true)
+cd "$tree"
+python_version="$("$bin/python" -c 'import sys;print("%d.%d" % sys.version_info[:2])')"
+"$bin/ansible-test" sanity --local --python "$python_version" --requirements --color no
