@@ -1,0 +1,256 @@
+# -*- coding: utf-8 -*-
+# Copyright: floodguard developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Role-local filters of floodguard.shield.fail2ban: check the role's input and normalise its jails.
+
+The checks return lists of problems (never raise) so that the role can report every mistake at once,
+naming the variable and the fix, before it writes anything. Only ansible-core and the standard library.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+from ansible.errors import AnsibleFilterError
+
+# fail2ban's own time abbreviations (MyTime.str2seconds), the subset that reads unambiguously.
+DURATION = re.compile(r"^\s*(?:\d+(?:\.\d+)?\s*(?:w|d|h|m|s)\s*)+$")
+DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(w|d|h|m|s)")
+UNIT_SECONDS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
+# iptables chain names hold at most 28 characters and fail2ban prefixes "f2b-".
+JAIL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,23}$")
+FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+FILTER_REFERENCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*(\[[^\n]*\])?$")
+OPTION_NAME = re.compile(r"^[a-z][a-z0-9_.]*$")
+SERVICE_NAME = re.compile(r"^[a-z][a-z0-9-]*$")
+PORT_RANGE = re.compile(r"^(\d{1,5})(?::(\d{1,5}))?$")
+BACKENDS = ("auto", "polling", "pyinotify", "systemd")
+PROTOCOLS = ("tcp", "udp")
+JAIL_KEYS = (
+    "name", "enabled", "filter", "logpath", "backend", "journalmatch", "findtime", "maxretry",
+    "bantime", "ports", "protocol", "action", "options",
+)
+# Options the role writes itself from the jail's keys: set them through those keys.
+MANAGED_OPTIONS = (
+    "enabled", "filter", "logpath", "backend", "journalmatch", "findtime", "maxretry", "bantime",
+    "port", "protocol", "action", "banaction", "banaction_allports",
+)
+RESERVED_SECTIONS = ("default", "includes", "definition", "init", "sshd", "recidive")
+
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _duration_seconds(value):
+    """Seconds in a fail2ban duration (int or e.g. "10m", "1h30m", "30d"); -1 means forever; None if invalid."""
+    if _is_int(value):
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        if re.match(r"^-?\d+$", text):
+            return int(text)
+        if DURATION.match(text):
+            return int(sum(float(number) * UNIT_SECONDS[unit] for number, unit in DURATION_PART.findall(text)))
+    return None
+
+
+def fail2ban_duration_problem(value, variable, allow_forever=False):
+    """An explanation when value is not a positive fail2ban duration, else an empty string."""
+    seconds = _duration_seconds(value)
+    if seconds is not None and (seconds > 0 or (allow_forever and seconds == -1)):
+        return ""
+    forever = " or -1 to ban forever" if allow_forever else ""
+    return "%s is %r: give a positive number of seconds or a duration such as 300, '10m', '1h30m', '30d'%s." % (
+        variable, value, forever)
+
+
+def fail2ban_seconds(value):
+    """Seconds in a duration already checked by fail2ban_duration_problem."""
+    seconds = _duration_seconds(value)
+    if seconds is None:
+        raise AnsibleFilterError("%r is not a fail2ban duration such as 300, '10m' or '30d'" % (value,))
+    return seconds
+
+
+def fail2ban_address_problems(addresses, variable):
+    """Explanations for every entry of addresses that is not an IPv4/IPv6 address or CIDR network."""
+    if not isinstance(addresses, list):
+        return ["%s must be a list of IP addresses or CIDR networks, e.g. ['192.0.2.10', '198.51.100.0/24'], not %s." % (
+            variable, type(addresses).__name__)]
+    problems = []
+    for entry in addresses:
+        try:
+            if not isinstance(entry, str):
+                raise ValueError("not a string")
+            ipaddress.ip_network(entry.strip(), strict=False)
+        except ValueError as exc:
+            problems.append("%s holds %r, which is not an IP address or CIDR network (%s): write it like 192.0.2.10, "
+                            "198.51.100.0/24 or 2001:db8::/32." % (variable, entry, exc))
+    return problems
+
+
+def _single_line(value):
+    return isinstance(value, str) and value.strip() != "" and "\n" not in value and "\r" not in value
+
+
+def _port_problem(port):
+    text = str(port).strip() if (_is_int(port) or isinstance(port, str)) else None
+    if text and SERVICE_NAME.match(text):
+        return ""
+    match = PORT_RANGE.match(text or "")
+    if match:
+        low = int(match.group(1))
+        high = int(match.group(2) or low)
+        if 1 <= low <= high <= 65535:
+            return ""
+    return "%r is not a port: give a number (8443), a range (8000:8080) or a service name from /etc/services (https)" % (port,)
+
+
+def _jail_problems(jail, where):
+    problems = []
+    name = jail.get("name")
+    unknown = sorted(set(jail) - set(JAIL_KEYS))
+    if unknown:
+        problems.append("%s has unknown keys %s: the keys are %s." % (where, ", ".join(unknown), ", ".join(JAIL_KEYS)))
+    if not isinstance(name, str) or not JAIL_NAME.match(name):
+        problems.append("%s.name is %r: give 1 to 24 letters, digits, '.', '_' or '-' (no spaces or brackets), "
+                        "starting with a letter or digit, e.g. nginx-req-limit." % (where, name))
+    elif name.lower() in RESERVED_SECTIONS:
+        problems.append("%s.name %r is reserved: the role manages it (fail2ban_sshd_enabled, fail2ban_recidive_enabled); "
+                        "pick another name." % (where, name))
+    if not isinstance(jail.get("enabled", True), bool):
+        problems.append("%s.enabled is %r: give true or false." % (where, jail.get("enabled")))
+    if "filter" in jail and not (isinstance(jail["filter"], str) and FILTER_REFERENCE.match(jail["filter"])):
+        problems.append("%s.filter is %r: give a filter name from filter.d or fail2ban_filters, optionally with "
+                        "parameters, e.g. nginx-limit-req or nginx-limit-req[ngx_limit_req_zones=\"api\"]." % (where, jail["filter"]))
+    backend = jail.get("backend", "auto")
+    if backend not in BACKENDS:
+        problems.append("%s.backend is %r: give one of %s." % (where, backend, ", ".join(BACKENDS)))
+    logpaths = jail.get("logpath")
+    if logpaths is not None:
+        logpaths = logpaths if isinstance(logpaths, list) else [logpaths]
+        for path in logpaths:
+            if not (_single_line(path) and path.startswith("/")):
+                problems.append("%s.logpath holds %r: give absolute paths of log files, e.g. /var/log/nginx/error.log." % (where, path))
+    elif backend != "systemd":
+        problems.append("%s has no logpath: give the log file(s) to read, or set backend: systemd (with journalmatch) "
+                        "to read the journal." % where)
+    if "journalmatch" in jail and not _single_line(jail["journalmatch"]):
+        problems.append("%s.journalmatch is %r: give one line such as '_SYSTEMD_UNIT=nginx.service'." % (where, jail["journalmatch"]))
+    for key in ("findtime", "bantime"):
+        if key in jail:
+            problem = fail2ban_duration_problem(jail[key], "%s.%s" % (where, key), allow_forever=(key == "bantime"))
+            if problem:
+                problems.append(problem)
+    if "maxretry" in jail and not (_is_int(jail["maxretry"]) and jail["maxretry"] >= 1):
+        problems.append("%s.maxretry is %r: give a whole number of matches of 1 or more." % (where, jail["maxretry"]))
+    ports = jail.get("ports", ["http", "https"])
+    if ports != "all":
+        if not isinstance(ports, list) or not ports:
+            problems.append("%s.ports is %r: give a list of ports, e.g. [http, https, 8443], or 'all'." % (where, ports))
+        else:
+            for port in ports:
+                problem = _port_problem(port)
+                if problem:
+                    problems.append("%s.ports: %s." % (where, problem))
+    if jail.get("protocol", "tcp") not in PROTOCOLS:
+        problems.append("%s.protocol is %r: give tcp or udp." % (where, jail.get("protocol")))
+    if "action" in jail:
+        actions = jail["action"] if isinstance(jail["action"], list) else [jail["action"]]
+        if not actions or not all(_single_line(action) for action in actions):
+            problems.append("%s.action is %r: give a fail2ban action such as 'nftables-allports[name=%s]' or a list of "
+                            "them, one per line; leave it out to use fail2ban_banaction." % (where, jail["action"], name))
+    options = jail.get("options", {})
+    if not isinstance(options, dict):
+        problems.append("%s.options is %r: give a mapping of extra fail2ban jail options, e.g. {usedns: 'no'}." % (where, options))
+    else:
+        for key, value in options.items():
+            if not (isinstance(key, str) and OPTION_NAME.match(key)) or key in MANAGED_OPTIONS:
+                problems.append("%s.options has key %r: give lower-case fail2ban options other than %s (set those "
+                                "through the jail's own keys)." % (where, key, ", ".join(MANAGED_OPTIONS)))
+            elif not (_is_int(value) or isinstance(value, (str, float, bool))) or "\n" in str(value):
+                problems.append("%s.options.%s is %r: give a single-line value." % (where, key, value))
+    return problems
+
+
+def fail2ban_jail_problems(jails, variable="fail2ban_jails", other_names=()):
+    """Explanations for everything wrong in a list of jail definitions; empty when they can be written."""
+    if not isinstance(jails, list):
+        return ["%s must be a list of jails (dicts with at least name and logpath), not %s." % (variable, type(jails).__name__)]
+    problems = []
+    seen = set(name.lower() for name in other_names)
+    for index, jail in enumerate(jails):
+        where = "%s[%d]" % (variable, index)
+        if not isinstance(jail, dict):
+            problems.append("%s is %r: give a dict with at least name and logpath." % (where, jail))
+            continue
+        if isinstance(jail.get("name"), str):
+            where = "%s[%d] (%s)" % (variable, index, jail["name"])
+            if jail["name"].lower() in seen:
+                problems.append("%s: the name %r is used twice (jail names are also the names of the manual-ban jail "
+                                "and of firewall sets): give every jail its own name." % (where, jail["name"]))
+            seen.add(jail["name"].lower())
+        problems.extend(_jail_problems(jail, where))
+    return problems
+
+
+def fail2ban_file_problems(files, variable, kind):
+    """Explanations for everything wrong in fail2ban_filters / fail2ban_actions."""
+    if not isinstance(files, list):
+        return ["%s must be a list of dicts with name and content, not %s." % (variable, type(files).__name__)]
+    problems = []
+    for index, item in enumerate(files):
+        where = "%s[%d]" % (variable, index)
+        if not isinstance(item, dict):
+            problems.append("%s is %r: give a dict with name and content." % (where, item))
+            continue
+        if not (isinstance(item.get("name"), str) and FILE_NAME.match(item["name"])) or str(item.get("name")).endswith((".conf", ".local")):
+            problems.append("%s.name is %r: give the %s name without extension (letters, digits, '.', '_', '-'); the role "
+                            "writes %s.d/<name>.local." % (where, item.get("name"), kind, kind))
+        state = item.get("state", "present")
+        if state not in ("present", "absent"):
+            problems.append("%s.state is %r: give present or absent." % (where, state))
+        if state == "present" and not (isinstance(item.get("content"), str) and "[Definition]" in item["content"]):
+            problems.append("%s.content must be the text of a fail2ban %s file with a [Definition] section." % (where, kind))
+    return problems
+
+
+def fail2ban_normalize_jails(jails):
+    """The jails with every key filled in, in the form the templates write."""
+    result = []
+    for jail in jails:
+        logpath = jail.get("logpath")
+        ports = jail.get("ports", ["http", "https"])
+        action = jail.get("action")
+        result.append({
+            "name": jail["name"],
+            "enabled": jail.get("enabled", True),
+            "filter": jail.get("filter", jail["name"]),
+            "logpath": [] if logpath is None else (logpath if isinstance(logpath, list) else [logpath]),
+            "backend": jail.get("backend", "auto"),
+            "journalmatch": jail.get("journalmatch"),
+            "findtime": jail.get("findtime", 600),
+            "maxretry": jail.get("maxretry", 5),
+            "bantime": jail.get("bantime", 600),
+            "ports": "all" if ports == "all" else ",".join(str(port).strip() for port in ports),
+            "protocol": jail.get("protocol", "tcp"),
+            "action": None if action is None else (action if isinstance(action, list) else [action]),
+            "options": jail.get("options", {}),
+        })
+    return result
+
+
+class FilterModule:
+    """Filters of the floodguard.shield.fail2ban role."""
+
+    def filters(self):
+        return {
+            "fail2ban_address_problems": fail2ban_address_problems,
+            "fail2ban_duration_problem": fail2ban_duration_problem,
+            "fail2ban_file_problems": fail2ban_file_problems,
+            "fail2ban_jail_problems": fail2ban_jail_problems,
+            "fail2ban_normalize_jails": fail2ban_normalize_jails,
+            "fail2ban_seconds": fail2ban_seconds,
+        }
