@@ -56,11 +56,7 @@ unit: collection
 	PYTHONPATH=$(CURDIR)/.cache/collections $(BIN)/python -m pytest -q -p no:cacheprovider tests/unit
 
 molecule: collection images
-	for scenario in $(SCENARIOS); do \
-	  for distro in $(DISTROS); do \
-	    $(STAGE) "molecule $$scenario on $$distro" tools/molecule-scenario.sh $$scenario $$distro; \
-	  done; \
-	done
+	tools/molecule-all.sh "$(SCENARIOS)" "$(DISTROS)"
 
 test:
 	@rm -f .cache/timings.txt

@@ -10,8 +10,10 @@ export NO_COLOR=1 PY_COLORS=0 ANSIBLE_FORCE_COLOR=0
 mkdir -p "$log_dir"
 
 run() {
+  local start=$SECONDS
   echo "--- molecule $1 ($scenario on $MOLECULE_DISTRO)"
   molecule "$1" -s "$scenario"
+  echo "--- molecule $1 took $((SECONDS - start))s ($scenario on $MOLECULE_DISTRO)"
 }
 
 # Fails when a check-mode run after converge reports anything as changed.
