@@ -31,6 +31,10 @@ $(VENV)/.installed: requirements.txt
 
 venv: $(VENV)/.installed
 
+$(VENV)/.bench-installed: $(VENV)/.installed requirements-bench.txt
+	$(BIN)/pip install --quiet -r requirements-bench.txt
+	touch $@
+
 docker:
 	tools/ensure-docker.sh
 
@@ -72,7 +76,7 @@ test:
 demo: collection images
 	tools/demo.sh
 
-bench: collection images
+bench: collection images $(VENV)/.bench-installed
 	tools/bench.sh
 
 clean:
