@@ -16,7 +16,7 @@ export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.cache/collections
 export ANSIBLE_FORCE_COLOR := false
 export PY_COLORS := 0
 
-.PHONY: help venv docker images collection lint yamllint ansible-lint sanity unit molecule test demo bench clean
+.PHONY: help venv docker images collection lint yamllint ansible-lint sanity unit molecule test demo demo-clean bench clean
 
 help:
 	@echo "make demo   apply playbooks/site.yml to a local Debian 12 test host and show the result"
@@ -75,6 +75,9 @@ test:
 
 demo: collection images
 	tools/demo.sh
+
+demo-clean: venv
+	tools/testbed.py down --name demo
 
 bench: collection images $(VENV)/.bench-installed
 	tools/bench.sh
