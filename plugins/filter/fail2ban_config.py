@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: floodguard developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Role-local filters of floodguard.shield.fail2ban: check the role's input and normalise its jails.
+"""Filters of the floodguard.shield.fail2ban role: check its input and normalise its jails.
 
 The checks return lists of problems (never raise) so that the role can report every mistake at once,
 naming the variable and the fix, before it writes anything. Only ansible-core and the standard library.
@@ -27,6 +27,9 @@ SERVICE_NAME = re.compile(r"^[a-z][a-z0-9-]*$")
 PORT_RANGE = re.compile(r"^(\d{1,5})(?::(\d{1,5}))?$")
 BACKENDS = ("auto", "polling", "pyinotify", "systemd")
 PROTOCOLS = ("tcp", "udp")
+# Firewall back ends the role writes ban actions for (fail2ban_banaction, or a jail's action naming one).
+BAN_BACKENDS = ("nftables", "iptables-multiport")
+BLOCKTYPES = ("drop", "reject")
 JAIL_KEYS = (
     "name", "enabled", "filter", "logpath", "backend", "journalmatch", "findtime", "maxretry",
     "bantime", "ports", "protocol", "action", "options",
@@ -34,13 +37,24 @@ JAIL_KEYS = (
 # Options the role writes itself from the jail's keys: set them through those keys.
 MANAGED_OPTIONS = (
     "enabled", "filter", "logpath", "backend", "journalmatch", "findtime", "maxretry", "bantime",
-    "port", "protocol", "action", "banaction", "banaction_allports",
+    "port", "protocol", "action", "banaction", "banaction_allports", "ignoreip", "ignoreself",
 )
 RESERVED_SECTIONS = ("default", "includes", "definition", "init", "sshd", "recidive")
+# Files the role writes itself under filter.d/ and action.d/ (<name>.local).
+RESERVED_FILES = {"filter": ("floodguard-manual",), "action": ("iptables",)}
 
 
 def _is_int(value):
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _whole_number(value):
+    """value as an int when it is one (or a string of digits, as -e gives), else None."""
+    if _is_int(value):
+        return value
+    if isinstance(value, str) and re.match(r"^\s*\d+\s*$", value):
+        return int(value)
+    return None
 
 
 def _duration_seconds(value):
@@ -144,7 +158,7 @@ def _jail_problems(jail, where):
             problem = fail2ban_duration_problem(jail[key], "%s.%s" % (where, key), allow_forever=(key == "bantime"))
             if problem:
                 problems.append(problem)
-    if "maxretry" in jail and not (_is_int(jail["maxretry"]) and jail["maxretry"] >= 1):
+    if "maxretry" in jail and not (_whole_number(jail["maxretry"]) or 0) >= 1:
         problems.append("%s.maxretry is %r: give a whole number of matches of 1 or more." % (where, jail["maxretry"]))
     ports = jail.get("ports", ["http", "https"])
     if ports != "all":
@@ -160,8 +174,9 @@ def _jail_problems(jail, where):
     if "action" in jail:
         actions = jail["action"] if isinstance(jail["action"], list) else [jail["action"]]
         if not actions or not all(_single_line(action) for action in actions):
-            problems.append("%s.action is %r: give a fail2ban action such as 'nftables-allports[name=%s]' or a list of "
-                            "them, one per line; leave it out to use fail2ban_banaction." % (where, jail["action"], name))
+            problems.append("%s.action is %r: give %s (the role writes the jail's own set or chain), a fail2ban action "
+                            "such as 'sendmail-whois[dest=ops@example.com]', or a list of them; leave it out to use "
+                            "fail2ban_banaction." % (where, jail["action"], " or ".join(BAN_BACKENDS)))
     options = jail.get("options", {})
     if not isinstance(options, dict):
         problems.append("%s.options is %r: give a mapping of extra fail2ban jail options, e.g. {usedns: 'no'}." % (where, options))
@@ -169,7 +184,8 @@ def _jail_problems(jail, where):
         for key, value in options.items():
             if not (isinstance(key, str) and OPTION_NAME.match(key)) or key in MANAGED_OPTIONS:
                 problems.append("%s.options has key %r: give lower-case fail2ban options other than %s (set those "
-                                "through the jail's own keys)." % (where, key, ", ".join(MANAGED_OPTIONS)))
+                                "through the jail's own keys, the allowlist through fail2ban_ignoreip)."
+                                % (where, key, ", ".join(MANAGED_OPTIONS)))
             elif not (_is_int(value) or isinstance(value, (str, float, bool))) or "\n" in str(value):
                 problems.append("%s.options.%s is %r: give a single-line value." % (where, key, value))
     return problems
@@ -209,12 +225,95 @@ def fail2ban_file_problems(files, variable, kind):
         if not (isinstance(item.get("name"), str) and FILE_NAME.match(item["name"])) or str(item.get("name")).endswith((".conf", ".local")):
             problems.append("%s.name is %r: give the %s name without extension (letters, digits, '.', '_', '-'); the role "
                             "writes %s.d/<name>.local." % (where, item.get("name"), kind, kind))
+        elif item["name"] in RESERVED_FILES.get(kind, ()):
+            problems.append("%s.name %r is the role's own %s.d/%s.local: pick another name." % (where, item["name"], kind, item["name"]))
         state = item.get("state", "present")
         if state not in ("present", "absent"):
             problems.append("%s.state is %r: give present or absent." % (where, state))
         if state == "present" and not (isinstance(item.get("content"), str) and "[Definition]" in item["content"]):
             problems.append("%s.content must be the text of a fail2ban %s file with a [Definition] section." % (where, kind))
     return problems
+
+
+def fail2ban_problems(settings):
+    """Every problem in the role's variables (a dict of them, named as in defaults/main.yml); empty when valid.
+
+    Runs on the controller before the role touches the host, so that bad input changes nothing.
+    """
+    problems = []
+    banaction = settings.get("fail2ban_banaction")
+    if banaction not in BAN_BACKENDS:
+        problems.append("fail2ban_banaction is %r: give %s." % (banaction, " or ".join(BAN_BACKENDS)))
+    blocktype = settings.get("fail2ban_blocktype")
+    if blocktype not in BLOCKTYPES:
+        problems.append("fail2ban_blocktype is %r: give drop (floods get no answer) or reject." % (blocktype,))
+    problems.extend(fail2ban_address_problems(settings.get("fail2ban_ignoreip"), "fail2ban_ignoreip"))
+
+    manual_enabled = settings.get("fail2ban_manual_jail_enabled")
+    manual_name = settings.get("fail2ban_manual_jail_name")
+    other_names = []
+    for variable in ("fail2ban_manual_jail_enabled", "fail2ban_bantime_increment", "fail2ban_recidive_enabled",
+                     "fail2ban_sshd_enabled"):
+        if not isinstance(settings.get(variable), bool):
+            problems.append("%s is %r: give true or false." % (variable, settings.get(variable)))
+    if manual_enabled is True:
+        if not (isinstance(manual_name, str) and JAIL_NAME.match(manual_name)):
+            problems.append("fail2ban_manual_jail_name is %r: give 1 to 24 letters, digits, '.', '_' or '-' (no spaces or "
+                            "brackets), e.g. manual." % (manual_name,))
+        elif manual_name.lower() in RESERVED_SECTIONS:
+            problems.append("fail2ban_manual_jail_name %r is reserved by fail2ban or the role: pick another name, "
+                            "e.g. manual." % (manual_name,))
+        else:
+            other_names.append(manual_name)
+        problem = fail2ban_duration_problem(settings.get("fail2ban_manual_bantime"), "fail2ban_manual_bantime",
+                                            allow_forever=True)
+        if problem:
+            problems.append(problem)
+    problems.extend(fail2ban_jail_problems(settings.get("fail2ban_jails"), "fail2ban_jails", other_names))
+
+    if settings.get("fail2ban_bantime_increment") is True:
+        factor = settings.get("fail2ban_bantime_factor")
+        try:
+            factor_ok = not isinstance(factor, bool) and float(factor) > 0
+        except (TypeError, ValueError):
+            factor_ok = False
+        if not factor_ok:
+            problems.append("fail2ban_bantime_factor is %r: give a positive number, e.g. 1 or 2." % (factor,))
+        problem = fail2ban_duration_problem(settings.get("fail2ban_bantime_maxtime"), "fail2ban_bantime_maxtime")
+        if problem:
+            problems.append(problem)
+    if settings.get("fail2ban_recidive_enabled") is True:
+        for variable, forever in (("fail2ban_recidive_findtime", False), ("fail2ban_recidive_bantime", True)):
+            problem = fail2ban_duration_problem(settings.get(variable), variable, allow_forever=forever)
+            if problem:
+                problems.append(problem)
+        maxretry = _whole_number(settings.get("fail2ban_recidive_maxretry"))
+        if maxretry is None or maxretry < 1:
+            problems.append("fail2ban_recidive_maxretry is %r: give a whole number of bans of 1 or more."
+                            % (settings.get("fail2ban_recidive_maxretry"),))
+    dbpurgeage = settings.get("fail2ban_dbpurgeage")
+    if dbpurgeage not in ("", None):
+        problem = fail2ban_duration_problem(dbpurgeage, "fail2ban_dbpurgeage")
+        if problem:
+            problems.append(problem + " Leave it empty to keep bans as long as the longest ban time.")
+    problems.extend(fail2ban_file_problems(settings.get("fail2ban_filters"), "fail2ban_filters", "filter"))
+    problems.extend(fail2ban_file_problems(settings.get("fail2ban_actions"), "fail2ban_actions", "action"))
+    return problems
+
+
+def fail2ban_dbpurgeage(bantimes, configured=""):
+    """Seconds fail2ban's database keeps bans: the configured value, else the longest finite ban time, at least 1d.
+
+    A ban older than dbpurgeage is purged and not restored after a restart, so it must cover every ban time.
+    """
+    if configured not in ("", None):
+        return fail2ban_seconds(configured)
+    longest = 86400
+    for bantime in bantimes:
+        seconds = fail2ban_seconds(bantime)
+        if seconds > longest:
+            longest = seconds
+    return longest
 
 
 def fail2ban_normalize_jails(jails):
@@ -232,7 +331,7 @@ def fail2ban_normalize_jails(jails):
             "backend": jail.get("backend", "auto"),
             "journalmatch": jail.get("journalmatch"),
             "findtime": jail.get("findtime", 600),
-            "maxretry": jail.get("maxretry", 5),
+            "maxretry": _whole_number(jail.get("maxretry", 5)),
             "bantime": jail.get("bantime", 600),
             "ports": "all" if ports == "all" else ",".join(str(port).strip() for port in ports),
             "protocol": jail.get("protocol", "tcp"),
@@ -248,9 +347,11 @@ class FilterModule:
     def filters(self):
         return {
             "fail2ban_address_problems": fail2ban_address_problems,
+            "fail2ban_dbpurgeage": fail2ban_dbpurgeage,
             "fail2ban_duration_problem": fail2ban_duration_problem,
             "fail2ban_file_problems": fail2ban_file_problems,
             "fail2ban_jail_problems": fail2ban_jail_problems,
             "fail2ban_normalize_jails": fail2ban_normalize_jails,
+            "fail2ban_problems": fail2ban_problems,
             "fail2ban_seconds": fail2ban_seconds,
         }

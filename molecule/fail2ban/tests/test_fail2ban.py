@@ -1,0 +1,241 @@
+"""floodguard.shield.fail2ban on a real host: NGINX rejections ban the flooding client at the firewall.
+
+The tests run in file order and build on each other: the allowlisted client floods first and is never
+banned, then the attacker floods and is banned (by nftables and, in a second jail, by iptables), bans
+survive a restart, a configuration fail2ban rejects changes nothing, and finally each firewall path is
+lifted on its own.
+"""
+
+import json
+import os
+import subprocess
+import time
+
+import pytest
+import testinfra
+
+testinfra_hosts = ["ansible://web"]
+
+SCENARIO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EXPECTED_JAILS = {"sshd", "nginx-req-limit", "nginx-req-limit-ipt", "manual", "recidive"}
+MANUAL_BANS = ("203.0.113.7", "2001:db8::7")
+# Files the role manages: a rejected configuration must leave them exactly as they were.
+MANAGED_FILES = (
+    "/etc/fail2ban/jail.d/floodguard.local",
+    "/etc/fail2ban/jail.d/floodguard-banactions.local",
+    "/etc/fail2ban/fail2ban.d/floodguard.local",
+    "/etc/fail2ban/action.d/iptables.local",
+    "/etc/fail2ban/filter.d/floodguard-manual.local",
+)
+
+
+def _client(request, group):
+    inventory = request.config.option.ansible_inventory
+    return testinfra.get_host("ansible://%s?ansible_inventory=%s" % (group, inventory))
+
+
+@pytest.fixture(scope="module")
+def attacker(request):
+    return _client(request, "attacker")
+
+
+@pytest.fixture(scope="module")
+def allowed(request):
+    return _client(request, "allowed")
+
+
+def ipv4(host):
+    return host.check_output("ip -4 -o addr show dev eth0").split()[3].split("/")[0]
+
+
+def banned(host, jail):
+    output = host.check_output("fail2ban-client status %s" % jail)
+    line = [row for row in output.splitlines() if "Banned IP list:" in row][0]
+    return set(line.split(":", 1)[1].split())
+
+
+def jail_list(host):
+    output = host.check_output("fail2ban-client status")
+    line = [row for row in output.splitlines() if "Jail list:" in row][0]
+    return set(name.strip() for name in line.split(":", 1)[1].split(","))
+
+
+def wait_for(condition, seconds=20):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if condition():
+            return True
+        time.sleep(0.5)
+    return condition()
+
+
+def flood(client, web_ip, requests=40):
+    """HTTP status codes of a bounded burst of requests; stops at the first one that gets no answer."""
+    script = (
+        "for i in $(seq 1 %d); do "
+        "curl -s -o /dev/null -w '%%{http_code}\\n' --max-time 2 http://%s/ || { echo timeout; break; }; "
+        "done" % (requests, web_ip)
+    )
+    return client.check_output(script).split()
+
+
+def can_connect(client, web_ip):
+    return client.run("curl -s -o /dev/null --max-time 3 http://%s/" % web_ip).rc == 0
+
+
+def nft_set(host, name):
+    return host.check_output("nft list set inet f2b-table %s" % name)
+
+
+def managed_state(host):
+    return {path: host.file(path).sha256sum if host.file(path).exists else None for path in MANAGED_FILES}
+
+
+def leftover_backups(host):
+    return host.check_output("find /etc/fail2ban -name '*~' -o -name '*.floodguard-removed~'").split()
+
+
+def fail2ban_pid(host):
+    return host.check_output("systemctl show -p MainPID --value fail2ban")
+
+
+def converge(request, extra_vars):
+    """Runs converge.yml again with extra variables; returns (rc, output)."""
+    result = subprocess.run(
+        ["ansible-playbook", "-i", request.config.option.ansible_inventory, os.path.join(SCENARIO_DIR, "converge.yml"),
+         "-e", json.dumps(extra_vars)],
+        capture_output=True, text=True, check=False, timeout=300,
+    )
+    return result.returncode, result.stdout + result.stderr
+
+
+def test_fail2ban_runs_every_configured_jail(host):
+    assert host.service("fail2ban").is_running
+    assert host.service("fail2ban").is_enabled
+    assert jail_list(host) == EXPECTED_JAILS
+
+
+def test_configuration_lives_in_drop_in_files(host):
+    # jail.conf is the package's: dpkg reports no change to it.
+    assert "/etc/fail2ban/jail.conf" not in host.run("dpkg --verify fail2ban").stdout
+    jails = host.file("/etc/fail2ban/jail.d/floodguard.local").content_string
+    assert "[nginx-req-limit]" in jails and "findtime = 5" in jails and "maxretry = 2" in jails
+    actions = host.file("/etc/fail2ban/jail.d/floodguard-banactions.local").content_string
+    assert "nftables[type=multiport, name=nginx-req-limit, " in actions
+    assert "iptables-multiport[name=nginx-req-limit-ipt, " in actions
+    assert "blocktype=drop" in actions
+    assert "blocktype = DROP" in host.file("/etc/fail2ban/action.d/iptables.local").content_string
+
+
+def test_database_keeps_bans_as_long_as_the_manual_jail(host):
+    # 30 days: the manual jail's ban time, the longest one configured.
+    assert "2592000" in host.check_output("fail2ban-client get dbpurgeage")
+
+
+def test_allowlist_holds_loopback_the_host_and_the_users_networks(host, allowed):
+    ignored = host.check_output("fail2ban-client get nginx-req-limit ignoreip")
+    for address in ("127.0.0.0/8", ipv4(host), ipv4(allowed), "2001:db8:f00d::/48"):
+        assert address in ignored
+
+
+def test_allowlisted_client_flooding_is_never_banned(host, allowed):
+    web_ip, client_ip = ipv4(host), ipv4(allowed)
+    codes = flood(allowed, web_ip)
+    # NGINX rejected it, and fail2ban saw the rejections and ignored them.
+    assert "429" in codes and "timeout" not in codes
+    assert wait_for(lambda: "Ignore %s by ip" % client_ip in host.file("/var/log/fail2ban.log").content_string)
+    time.sleep(2)
+    for jail in EXPECTED_JAILS:
+        assert client_ip not in banned(host, jail)
+    assert can_connect(allowed, web_ip)
+
+
+def test_flood_from_a_second_container_is_banned(host, attacker):
+    web_ip, attacker_ip = ipv4(host), ipv4(attacker)
+    assert can_connect(attacker, web_ip)
+    codes = flood(attacker, web_ip)
+    assert "429" in codes
+    assert wait_for(lambda: attacker_ip in banned(host, "nginx-req-limit") and attacker_ip in banned(host, "nginx-req-limit-ipt"))
+    # Each jail has its own set (nftables) or chain (iptables), holding the attacker.
+    assert attacker_ip in nft_set(host, "addr-set-nginx-req-limit")
+    chain = host.check_output("iptables -S f2b-nginx-req-limit-ipt")
+    assert "-s %s/32 -j DROP" % attacker_ip in chain
+    assert not can_connect(attacker, web_ip)
+
+
+def test_iptables_drops_ipv6_too(host):
+    host.run_test("fail2ban-client set nginx-req-limit-ipt banip 2001:db8::66")
+    try:
+        assert "-s 2001:db8::66/128 -j DROP" in host.check_output("ip6tables -S f2b-nginx-req-limit-ipt")
+    finally:
+        host.run_test("fail2ban-client set nginx-req-limit-ipt unbanip 2001:db8::66")
+
+
+def test_manual_jail_bans_only_on_request(host):
+    assert banned(host, "manual") == set()
+    for address in MANUAL_BANS:
+        host.run_test("fail2ban-client set manual banip %s" % address)
+    assert banned(host, "manual") == set(MANUAL_BANS)
+    assert "203.0.113.7" in nft_set(host, "addr-set-manual")
+    assert "2001:db8::7" in nft_set(host, "addr6-set-manual")
+
+
+def test_bans_survive_a_restart(host, attacker):
+    web_ip, attacker_ip = ipv4(host), ipv4(attacker)
+    before = {jail: banned(host, jail) for jail in ("nginx-req-limit", "nginx-req-limit-ipt", "manual")}
+    host.run_test("systemctl restart fail2ban")
+    assert wait_for(lambda: jail_list(host) == EXPECTED_JAILS and banned(host, "manual") == set(MANUAL_BANS))
+    assert wait_for(lambda: {jail: banned(host, jail) for jail in before} == before)
+    assert attacker_ip in nft_set(host, "addr-set-nginx-req-limit")
+    assert "203.0.113.7" in nft_set(host, "addr-set-manual")
+    assert "2001:db8::7" in nft_set(host, "addr6-set-manual")
+    assert "-s %s/32 -j DROP" % attacker_ip in host.check_output("iptables -S f2b-nginx-req-limit-ipt")
+    assert not can_connect(attacker, web_ip)
+
+
+@pytest.mark.parametrize(
+    "extra_vars, message",
+    [
+        # Input the role refuses before touching the host.
+        ({"scenario_extra_jails": [{"name": "bad name[1]", "logpath": "/var/log/nginx/error.log", "findtime": -5, "maxretry": 0}],
+          "fail2ban_ignoreip": ["10.0.0.0/33"]},
+         ["fail2ban_jails[2].name is 'bad name[1]'", "findtime is -5", "maxretry is 0", "fail2ban_ignoreip holds '10.0.0.0/33'"]),
+        # A configuration fail2ban-client --test rejects: the log file does not exist.
+        ({"scenario_extra_jails": [{"name": "no-log", "filter": "nginx-limit-req", "logpath": "/var/log/nginx/missing.log"}]},
+         ["Have not found any log file for no-log jail"]),
+        # A filter whose regular expression does not compile (fail2ban-client --test misses it).
+        ({"scenario_extra_jails": [{"name": "bad-regex", "filter": "floodguard-broken", "logpath": "/var/log/nginx/error.log"}],
+          "scenario_extra_filters": [{"name": "floodguard-broken", "content": "[Definition]\nfailregex = ^(unclosed <HOST>\n"}]},
+         ["Unable to compile regular expression"]),
+    ],
+    ids=["invalid-input", "rejected-by-fail2ban", "bad-regex"],
+)
+def test_bad_configuration_changes_nothing(request, host, attacker, extra_vars, message):
+    files, pid = managed_state(host), fail2ban_pid(host)
+    bans = {jail: banned(host, jail) for jail in ("nginx-req-limit", "nginx-req-limit-ipt", "manual")}
+    rc, output = converge(request, extra_vars)
+    assert rc != 0, output
+    for fragment in message:
+        assert fragment in output, output
+    # Same files, no leftovers, the same fail2ban process with the same jails and bans.
+    assert managed_state(host) == files
+    assert not host.file("/etc/fail2ban/filter.d/floodguard-broken.local").exists
+    assert leftover_backups(host) == []
+    assert fail2ban_pid(host) == pid
+    assert jail_list(host) == EXPECTED_JAILS
+    assert {jail: banned(host, jail) for jail in bans} == bans
+    assert ipv4(attacker) in nft_set(host, "addr-set-nginx-req-limit")
+
+
+def test_each_firewall_path_blocks_on_its_own(host, attacker):
+    web_ip, attacker_ip = ipv4(host), ipv4(attacker)
+    # Lifted from the nftables jail only: the iptables chain still drops it.
+    host.run_test("fail2ban-client set nginx-req-limit unbanip %s" % attacker_ip)
+    assert attacker_ip not in nft_set(host, "addr-set-nginx-req-limit")
+    assert not can_connect(attacker, web_ip)
+    # Lifted from the iptables jail too: the attacker gets answers again.
+    host.run_test("fail2ban-client set nginx-req-limit-ipt unbanip %s" % attacker_ip)
+    assert attacker_ip not in host.check_output("iptables -S f2b-nginx-req-limit-ipt")
+    assert can_connect(attacker, web_ip)
+    # Nothing else was touched: the manual bans stay.
+    assert banned(host, "manual") == set(MANUAL_BANS)

@@ -1,0 +1,336 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: floodguard developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: fail2ban_ban
+short_description: Ban or unban addresses in a fail2ban jail
+version_added: 0.1.0
+description:
+  - Makes sure that addresses are banned (O(state=present)) or not banned (O(state=absent)) in a jail of the
+    fail2ban server on the host, with C(fail2ban-client set JAIL banip|unbanip).
+  - Reads what the jail bans first and bans or unbans only the difference, so a second run changes nothing
+    and reports C(changed=false). Addresses already banned are left alone - their ban is not prolonged.
+  - Many addresses go to fail2ban in batches, one C(fail2ban-client) call per batch, never one per address;
+    each batch's command line stays well under the kernel's argument-length limit, so 100,000 addresses
+    work in one task.
+  - Refuses, before changing anything, to ban an address that the jail's C(ignoreip) or this host's own
+    addresses (loopback included) cover, because a ban made with C(fail2ban-client) bypasses C(ignoreip)
+    - unless O(force=true). The error names the entry that covers each address.
+  - Validates every address itself - fail2ban accepts and lists C(not-an-ip) as banned.
+  - Runs C(fail2ban-client) and C(ip) as argument lists in the C locale; nothing goes through a shell.
+author:
+  - floodguard developers
+attributes:
+  check_mode:
+    support: full
+    description: Reads the jail, reports what would change (RV(added), RV(removed), RV(banned)) and changes nothing.
+  diff_mode:
+    support: full
+    description:
+      - The jail's banned addresses before and after, sorted. When either list is longer than O(list_limit),
+        only the added and removed addresses are shown.
+options:
+  jail:
+    description:
+      - The fail2ban jail to ban in or unban from, for example V(manual).
+      - An unknown jail fails the task with the list of the jails the server has.
+    type: str
+    required: true
+  ips:
+    description:
+      - The addresses - IPv4, IPv6, or CIDR networks such as V(198.51.100.0/24). An item may hold several
+        addresses separated by commas, spaces or new lines (as an AWX survey text field gives them).
+      - Addresses are normalised as fail2ban lists them (V(2001:DB8::7) is V(2001:db8::7), V(203.0.113.7/32) is
+        V(203.0.113.7)). A network with host bits set, such as V(198.51.100.1/24), is an error.
+      - A network is banned only when every action of the jail can ban networks - C(iptables) rules can; the stock
+        C(nftables) action cannot (its set has no C(flags interval)), nor can an C(ipset) that is not a C(hash:net);
+        a Python action must declare C(supports_networks = True). Otherwise fail2ban would list the network as
+        banned while the firewall blocks nothing, so the task fails instead. Unbanning a network always works.
+      - Any invalid entry fails the task, naming it, and nothing is changed. An empty list changes nothing.
+    type: list
+    elements: str
+    required: true
+  state:
+    description:
+      - V(present) bans the addresses that are not banned yet; V(absent) unbans those that are banned.
+    type: str
+    choices: [present, absent]
+    default: present
+  force:
+    description:
+      - Ban even addresses that the jail's C(ignoreip) or this host's own addresses cover. Only for the rare case
+        where that is really meant - banning the host's own or an allowlisted address can lock the operators out.
+      - Unbanning is never refused.
+    type: bool
+    default: false
+  list_limit:
+    description:
+      - At most this many addresses are returned in each of RV(banned), RV(added) and RV(removed) (the counts are
+        always exact), so that 100,000 addresses do not flood the job output. V(0) returns them all.
+    type: int
+    default: 1000
+requirements:
+  - fail2ban 1.0 or later, its server running
+  - C(ip) from iproute2 (to find this host's addresses), unless O(force=true)
+  - root on the host (C(become=true)) - fail2ban's socket is root's only
+notes:
+  - C(ignoreip) host names are resolved on the host, as fail2ban resolves them; a name that does not resolve
+    protects nothing and is reported in the warnings. C(ignorecommand) is not consulted.
+  - fail2ban answers a batch only when its actions have run for every address in it. The stock nftables action
+    starts one C(nft) process per address (on a small host about 20 ms per ban and 40 ms per unban, so 10,000
+    addresses take minutes); C(fail2ban-client) waits for as long as that takes, and so does this module.
+  - Every failure returns C(msg), and when a command failed also C(cmd) (a long batch shortened), C(rc),
+    C(stdout) and C(stderr).
+seealso:
+  - module: floodguard.shield.fail2ban_status
+"""
+
+EXAMPLES = r"""
+- name: Ban two addresses in the manual jail
+  floodguard.shield.fail2ban_ban:
+    jail: manual
+    ips:
+      - 203.0.113.7
+      - 2001:db8::7
+  become: true
+
+- name: Lift the ban on one address
+  floodguard.shield.fail2ban_ban:
+    jail: manual
+    ips: [203.0.113.7]
+    state: absent
+  become: true
+
+- name: Ban a list from a file, one address per line, and show what changed
+  floodguard.shield.fail2ban_ban:
+    jail: manual
+    ips: "{{ lookup('ansible.builtin.file', 'blocklist.txt').splitlines() }}"
+  become: true
+  register: blocklist
+
+- name: Report
+  ansible.builtin.debug:
+    msg: "{{ blocklist.added_count }} banned now, {{ blocklist.banned_count }} in the jail"
+
+# Ad hoc, from the controller:
+#   ansible web --become -m floodguard.shield.fail2ban_ban -a 'jail=manual ips=203.0.113.7'
+#   ansible web --become -m floodguard.shield.fail2ban_ban -a 'jail=manual ips=203.0.113.7,2001:db8::7 state=absent' --check --diff
+"""
+
+RETURN = r"""
+jail:
+  description: The jail acted on.
+  returned: always
+  type: str
+  sample: manual
+state:
+  description: The state asked for.
+  returned: always
+  type: str
+  sample: present
+banned:
+  description:
+    - The jail's banned addresses after the task (in check mode, as they would be), sorted, at most O(list_limit).
+  returned: success
+  type: list
+  elements: str
+  sample: [203.0.113.7, 2001:db8::7]
+banned_count:
+  description: How many addresses the jail bans after the task (in check mode, would ban).
+  returned: success
+  type: int
+  sample: 2
+added:
+  description: Addresses this task banned (in check mode, would ban), sorted, at most O(list_limit).
+  returned: success
+  type: list
+  elements: str
+  sample: [2001:db8::7]
+added_count:
+  description: How many addresses this task banned (would ban).
+  returned: success
+  type: int
+  sample: 1
+removed:
+  description: Addresses this task unbanned (in check mode, would unban), sorted, at most O(list_limit).
+  returned: success
+  type: list
+  elements: str
+  sample: []
+removed_count:
+  description: How many addresses this task unbanned (would unban).
+  returned: success
+  type: int
+  sample: 0
+truncated:
+  description: True when O(list_limit) cut RV(banned), RV(added) or RV(removed).
+  returned: success
+  type: bool
+  sample: false
+batches:
+  description: How many C(fail2ban-client banip|unbanip) calls the change took (0 in check mode or without change).
+  returned: success
+  type: int
+  sample: 1
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.floodguard.shield.plugins.module_utils._fail2ban import (
+    Fail2banClient,
+    Fail2banError,
+    allowlist_conflicts,
+    ban_diff,
+    is_network,
+    limited,
+    protected_networks,
+    read_host_addresses,
+    sorted_addresses,
+    validate_addresses,
+)
+
+# How many offending addresses an error message lists before it only counts the rest.
+SHOWN_IN_ERRORS = 20
+
+
+def listing(items):
+    shown = list(items[:SHOWN_IN_ERRORS])
+    more = " and %d more" % (len(items) - len(shown)) if len(items) > len(shown) else ""
+    return "; ".join(shown) + more
+
+
+def refuse_unsupported_networks(client, jail, additions):
+    """Fails when a network is to be banned through an action that cannot ban networks."""
+    networks = [address for address in additions if is_network(address)]
+    if not networks:
+        return
+    for action in client.actions(jail):
+        supported, why = client.action_network_support(jail, action)
+        if not supported:
+            raise Fail2banError(
+                "Refusing to ban %d network(s) in jail %r: its action %r cannot ban a network (%s), so fail2ban "
+                "would list the network as banned while the firewall blocks nothing: %s. Give the addresses one "
+                "by one, or give the jail an action that bans networks (e.g. iptables-multiport). Nothing was changed."
+                % (len(networks), jail, action, why, listing(networks))
+            )
+
+
+def refuse_allowlisted(module, client, jail, additions):
+    """Fails when ignoreip or the host's own addresses cover an address to ban; returns warnings."""
+    protected, warnings = protected_networks(client.ignoreip(jail), read_host_addresses(module))
+    conflicts = allowlist_conflicts(additions, protected)
+    if conflicts:
+        raise Fail2banError(
+            "Refusing to ban %d address(es) in jail %r that an allowlist covers (a ban made with fail2ban-client "
+            "bypasses ignoreip): %s. Remove them from ips, or set force: true if banning them is really meant. "
+            "Nothing was changed."
+            % (len(conflicts), jail, listing(["%s is covered by %s" % conflict for conflict in conflicts]))
+        )
+    return warnings
+
+
+def verify(jail, state, changes, after):
+    """Fails when fail2ban's list does not show the change it acknowledged."""
+    after = set(after)
+    if state == "present":
+        wrong = [address for address in changes if address not in after]
+        what = "is still not banned"
+    else:
+        wrong = [address for address in changes if address in after]
+        what = "is still banned"
+    if wrong:
+        raise Fail2banError(
+            "fail2ban accepted the change, but in jail %r %d address(es) %s: %s. See /var/log/fail2ban.log."
+            % (jail, len(wrong), what, listing(wrong))
+        )
+
+
+def ensure(module):
+    params = module.params
+    jail = params["jail"]
+    state = params["state"]
+    list_limit = params["list_limit"]
+    if list_limit < 0:
+        raise Fail2banError("list_limit is %d: give 0 (list every address) or a positive number." % list_limit)
+    if not jail or not jail.strip():
+        raise Fail2banError("jail is empty: give the fail2ban jail to act on, e.g. jail=manual.")
+    requested = validate_addresses(params["ips"])
+
+    client = Fail2banClient(module)
+    client.require_jail(jail)
+    before = client.banned(jail)
+    banned_before = set(before)
+    if state == "present":
+        changes = [address for address in requested if address not in banned_before]
+        after = before + changes
+    else:
+        changes = [address for address in requested if address in banned_before]
+        leaving = set(changes)
+        after = [address for address in before if address not in leaving]
+
+    warnings = []
+    if state == "present" and changes:
+        refuse_unsupported_networks(client, jail, changes)
+        if not params["force"]:
+            warnings = refuse_allowlisted(module, client, jail, changes)
+
+    calls = 0
+    if changes and not module.check_mode:
+        calls = client.change(jail, "banip" if state == "present" else "unbanip", changes)
+        after = client.banned(jail)
+        verify(jail, state, changes, after)
+
+    before_sorted = sorted_addresses(before)
+    after_sorted = sorted_addresses(after)
+    changes_sorted = sorted_addresses(changes)
+    banned, banned_cut = limited(after_sorted, list_limit)
+    listed_changes, changes_cut = limited(changes_sorted, list_limit)
+    result = dict(
+        changed=bool(changes),
+        jail=jail,
+        state=state,
+        banned=banned,
+        banned_count=len(after),
+        added=listed_changes if state == "present" else [],
+        added_count=len(changes) if state == "present" else 0,
+        removed=listed_changes if state == "absent" else [],
+        removed_count=len(changes) if state == "absent" else 0,
+        truncated=banned_cut or changes_cut,
+        batches=calls,
+    )
+    if module._diff:
+        added = changes if state == "present" else []
+        removed = changes if state == "absent" else []
+        result["diff"] = ban_diff(jail, before_sorted, after_sorted, added, removed, list_limit)
+    for warning in warnings:
+        module.warn(warning)
+    return result
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            jail=dict(type="str", required=True),
+            ips=dict(type="list", elements="str", required=True),
+            state=dict(type="str", default="present", choices=["present", "absent"]),
+            force=dict(type="bool", default=False),
+            list_limit=dict(type="int", default=1000),
+        ),
+        supports_check_mode=True,
+    )
+    try:
+        result = ensure(module)
+    except Fail2banError as exc:
+        module.fail_json(**exc.result())
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,252 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: floodguard developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: fail2ban_status
+short_description: Read what fail2ban watches and bans
+version_added: 0.1.0
+description:
+  - Reads the state of the fail2ban server on the host with C(fail2ban-client) and returns it as
+    structured data - the server version, the jails, and per jail its filter counters, the log files or
+    journal matches it watches, its action counters and the banned addresses with ban start and end.
+  - Read-only - it never changes anything and always reports C(changed=false), in check mode too.
+  - Runs C(fail2ban-client) as an argument list in the C locale; nothing goes through a shell.
+author:
+  - floodguard developers
+attributes:
+  check_mode:
+    support: full
+    description: Read-only, so check mode behaves exactly like a normal run.
+  diff_mode:
+    support: none
+    description: Nothing changes, so there is no diff.
+options:
+  jail:
+    description:
+      - The jail to report on. Leave it out for every jail.
+      - An unknown jail fails the task with the list of the jails the server has.
+    type: str
+  ip:
+    description:
+      - Report only on the jails that ban this address (or CIDR network, as banned), and only on its
+        ban in each of them. C(banned_in) lists those jails.
+      - With O(jail), only that jail is considered.
+    type: str
+  list_limit:
+    description:
+      - At most this many banned addresses are returned per jail, the most recent bans, so that a jail
+        holding 100,000 bans does not flood the job output. V(0) returns all of them.
+      - The counters are always exact; RV(jails.actions.banned_truncated) says when the list was cut.
+    type: int
+    default: 1000
+requirements:
+  - fail2ban 1.0 or later, its server running
+  - root on the host (C(become=true)) - fail2ban's socket is root's only
+notes:
+  - Ban start and end times are the host's local time as fail2ban prints them (C(YYYY-MM-DD HH:MM:SS)).
+  - Every failure returns C(msg), and when a command failed also C(cmd), C(rc), C(stdout) and C(stderr).
+seealso:
+  - module: floodguard.shield.fail2ban_ban
+"""
+
+EXAMPLES = r"""
+- name: Read every jail
+  floodguard.shield.fail2ban_status:
+  become: true
+  register: fail2ban
+
+- name: Show how many addresses each jail bans
+  ansible.builtin.debug:
+    msg: "{{ item.key }}: {{ item.value.actions.currently_banned }} banned"
+  loop: "{{ fail2ban.jails | dict2items }}"
+
+- name: Which jails ban 203.0.113.7, and until when?
+  floodguard.shield.fail2ban_status:
+    ip: 203.0.113.7
+  become: true
+  register: lookup
+
+- name: Report it
+  ansible.builtin.debug:
+    msg: "{{ lookup.banned_in | join(', ') or 'not banned' }}"
+
+# Ad hoc: ansible web --become -m floodguard.shield.fail2ban_status -a 'jail=nginx-req-limit list_limit=20'
+"""
+
+RETURN = r"""
+version:
+  description: The fail2ban server's version.
+  returned: success
+  type: str
+  sample: 1.0.2
+jail_list:
+  description: Every jail the server runs, in fail2ban's order.
+  returned: success
+  type: list
+  elements: str
+  sample: [manual, nginx-req-limit, sshd]
+ip:
+  description: The address asked about, normalised as fail2ban lists it.
+  returned: when O(ip) is set
+  type: str
+  sample: 2001:db8::7
+banned_in:
+  description: The jails (among those asked about) that ban O(ip).
+  returned: when O(ip) is set
+  type: list
+  elements: str
+  sample: [manual]
+jails:
+  description:
+    - Per jail reported on (O(jail), every jail, or with O(ip) the jails that ban it), its state.
+  returned: success
+  type: dict
+  sample:
+    manual:
+      filter:
+        currently_failed: 0
+        total_failed: 0
+        file_list: [/var/log/floodguard-manual.log]
+        journal_matches: []
+      actions:
+        currently_banned: 1
+        total_banned: 3
+        banned:
+          - ip: 203.0.113.7
+            ban_start: "2026-11-25 20:41:00"
+            ban_end: "2026-12-25 20:41:00"
+            bantime: 2592000
+        banned_truncated: false
+  contains:
+    filter:
+      description: What the jail's filter watches and has counted.
+      type: dict
+      contains:
+        currently_failed:
+          description: Failures the filter currently counts towards a ban.
+          type: int
+        total_failed:
+          description: Failures counted since the jail started.
+          type: int
+        file_list:
+          description: The log files the jail reads (empty for a journal jail).
+          type: list
+          elements: str
+        journal_matches:
+          description:
+            - The systemd journal matches of a journal (C(backend=systemd)) jail; each item is one
+              alternative of the match (fail2ban joins them with C(+)). Empty for a file jail.
+          type: list
+          elements: str
+    actions:
+      description: What the jail's actions ban.
+      type: dict
+      contains:
+        currently_banned:
+          description: Addresses banned now.
+          type: int
+        total_banned:
+          description: Bans since the jail started.
+          type: int
+        banned:
+          description:
+            - The banned addresses with their ban times, oldest first, at most O(list_limit) (the most recent).
+            - With O(ip), only that address's ban.
+          type: list
+          elements: dict
+          contains:
+            ip:
+              description: The banned address or network.
+              type: str
+            ban_start:
+              description: When the ban started (host local time).
+              type: str
+            ban_end:
+              description: When the ban ends (host local time); null for a permanent ban.
+              type: str
+            bantime:
+              description: Length of the ban in seconds; -1 for a permanent ban.
+              type: int
+        banned_truncated:
+          description: True when O(list_limit) cut the list of banned addresses.
+          type: bool
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.floodguard.shield.plugins.module_utils._fail2ban import (
+    Fail2banClient,
+    Fail2banError,
+    limited,
+    normalise_address,
+)
+
+
+def read_jail(client, jail, ip, list_limit):
+    state = client.jail_status(jail)
+    bans = client.bans_with_time(jail)
+    if ip is not None:
+        bans = [ban for ban in bans if ban["ip"] == ip]
+    # Keep the most recent bans: fail2ban lists the oldest first.
+    shown, cut = limited(bans[::-1], list_limit)
+    state["actions"]["banned"] = shown[::-1]
+    state["actions"]["banned_truncated"] = cut
+    return state
+
+
+def read_status(module):
+    jail = module.params["jail"]
+    list_limit = module.params["list_limit"]
+    if list_limit < 0:
+        raise Fail2banError("list_limit is %d: give 0 (list every address) or a positive number." % list_limit)
+    ip = None
+    if module.params["ip"] is not None:
+        try:
+            ip = normalise_address(module.params["ip"].strip())
+        except ValueError as exc:
+            raise Fail2banError(
+                "ip is %r, not an IP address or CIDR network (%s): give one, e.g. 203.0.113.7 or 2001:db8::7."
+                % (module.params["ip"], exc)
+            )
+
+    client = Fail2banClient(module)
+    result = dict(changed=False, version=client.version())
+    if jail is not None:
+        result["jail_list"] = client.require_jail(jail)
+        selected = [jail]
+    else:
+        result["jail_list"] = client.jails()
+        selected = result["jail_list"]
+    if ip is not None:
+        banning = client.jails_banning(ip)
+        selected = [name for name in selected if name in banning]
+        result.update(ip=ip, banned_in=selected)
+    result["jails"] = dict((name, read_jail(client, name, ip, list_limit)) for name in selected)
+    return result
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            jail=dict(type="str"),
+            ip=dict(type="str"),
+            list_limit=dict(type="int", default=1000),
+        ),
+        supports_check_mode=True,
+    )
+    try:
+        result = read_status(module)
+    except Fail2banError as exc:
+        module.fail_json(**exc.result())
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

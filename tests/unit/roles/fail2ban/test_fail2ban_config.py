@@ -1,0 +1,258 @@
+# -*- coding: utf-8 -*-
+# Copyright: floodguard developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The input checks, jail normalisation and ban-action templates of the floodguard.shield.fail2ban role."""
+
+from __future__ import annotations
+
+import copy
+import pathlib
+
+import jinja2
+import pytest
+import yaml
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.floodguard.shield.plugins.filter import fail2ban_config as f2b
+
+ROLE = pathlib.Path(__file__).resolve().parents[4] / "roles" / "fail2ban"
+DEFAULT_JAIL = {
+    "name": "nginx-req-limit", "filter": "nginx-limit-req", "logpath": "/var/log/nginx/error.log",
+    "findtime": 5, "maxretry": 2, "bantime": 300, "ports": ["http", "https"],
+}
+
+
+def defaults():
+    """defaults/main.yml with the NGINX log path resolved, as the role sees it on a plain host."""
+    values = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
+    values["fail2ban_jails"][0]["logpath"] = "/var/log/nginx/error.log"
+    return values
+
+
+def with_changes(**changes):
+    settings = defaults()
+    settings.update(changes)
+    return settings
+
+
+def test_defaults_are_valid_and_are_the_recipe():
+    settings = defaults()
+    assert f2b.fail2ban_problems(settings) == []
+    assert settings["fail2ban_jails"] == [DEFAULT_JAIL]
+    assert settings["fail2ban_banaction"] == "nftables"
+    assert settings["fail2ban_manual_jail_name"] == "manual"
+    assert f2b.fail2ban_seconds(settings["fail2ban_manual_bantime"]) == 30 * 86400
+
+
+@pytest.mark.parametrize(
+    "jail_changes, fragment",
+    [
+        ({"name": "nginx req limit"}, "name is 'nginx req limit': give 1 to 24 letters"),
+        ({"name": "nginx[req]"}, "no spaces or brackets"),
+        ({"name": "a" * 25}, "give 1 to 24 letters"),
+        ({"name": "recidive"}, "is reserved"),
+        ({"findtime": -5}, "findtime is -5: give a positive number of seconds"),
+        ({"findtime": "5 minutes"}, "findtime is '5 minutes'"),
+        ({"bantime": 0}, "bantime is 0"),
+        ({"maxretry": 0}, "maxretry is 0: give a whole number of matches of 1 or more"),
+        ({"maxretry": "two"}, "maxretry is 'two'"),
+        ({"ports": ["http", "99999"]}, "'99999' is not a port"),
+        ({"ports": []}, "ports is []"),
+        ({"protocol": "icmp"}, "protocol is 'icmp'"),
+        ({"logpath": "var/log/nginx/error.log"}, "give absolute paths"),
+        ({"backend": "journal"}, "backend is 'journal'"),
+        ({"action": ["nftables", "two\nlines"]}, "action is"),
+        ({"options": {"ignoreip": "0.0.0.0/0"}}, "options has key 'ignoreip'"),
+        ({"options": {"usedns": ["no"]}}, "options.usedns is ['no']"),
+        ({"colour": "red"}, "unknown keys colour"),
+    ],
+)
+def test_bad_jails_are_named_with_the_fix(jail_changes, fragment):
+    jail = dict(DEFAULT_JAIL, **jail_changes)
+    problems = f2b.fail2ban_problems(with_changes(fail2ban_jails=[jail]))
+    assert len(problems) == 1, problems
+    assert problems[0].startswith("fail2ban_jails[0]")
+    assert fragment in problems[0]
+
+
+def test_every_problem_is_reported_at_once():
+    jail = dict(DEFAULT_JAIL, name="bad name", findtime=-1, maxretry=0)
+    problems = f2b.fail2ban_problems(with_changes(fail2ban_jails=[jail], fail2ban_banaction="ufw",
+                                                  fail2ban_ignoreip=["10.0.0.0/33"]))
+    assert len(problems) == 5, problems
+
+
+def test_jail_without_log_needs_the_journal():
+    jail = {"name": "api", "filter": "nginx-limit-req"}
+    assert "has no logpath" in f2b.fail2ban_problems(with_changes(fail2ban_jails=[jail]))[0]
+    jail.update(backend="systemd", journalmatch="_SYSTEMD_UNIT=nginx.service")
+    assert f2b.fail2ban_problems(with_changes(fail2ban_jails=[jail])) == []
+
+
+def test_jail_names_are_unique_including_the_manual_jail():
+    jails = [DEFAULT_JAIL, dict(DEFAULT_JAIL, name="MANUAL")]
+    problems = f2b.fail2ban_problems(with_changes(fail2ban_jails=jails))
+    assert len(problems) == 1 and "used twice" in problems[0]
+    # With the manual jail off, the name is free.
+    assert f2b.fail2ban_problems(with_changes(fail2ban_jails=jails, fail2ban_manual_jail_enabled=False)) == []
+
+
+@pytest.mark.parametrize(
+    "changes, fragment",
+    [
+        ({"fail2ban_banaction": "ufw"}, "fail2ban_banaction is 'ufw': give nftables or iptables-multiport"),
+        ({"fail2ban_blocktype": "DROP"}, "fail2ban_blocktype is 'DROP'"),
+        ({"fail2ban_ignoreip": ["198.51.100.0/24", "10.0.0.0/33"]}, "fail2ban_ignoreip holds '10.0.0.0/33'"),
+        ({"fail2ban_ignoreip": "10.0.0.1"}, "fail2ban_ignoreip must be a list"),
+        ({"fail2ban_manual_jail_name": "my jail"}, "fail2ban_manual_jail_name is 'my jail'"),
+        ({"fail2ban_manual_bantime": "1 month"}, "fail2ban_manual_bantime is '1 month'"),
+        ({"fail2ban_sshd_enabled": "yes"}, "fail2ban_sshd_enabled is 'yes': give true or false"),
+        ({"fail2ban_bantime_increment": True, "fail2ban_bantime_factor": 0}, "fail2ban_bantime_factor is 0"),
+        ({"fail2ban_recidive_enabled": True, "fail2ban_recidive_maxretry": 0}, "fail2ban_recidive_maxretry is 0"),
+        ({"fail2ban_dbpurgeage": "-1"}, "fail2ban_dbpurgeage is '-1'"),
+        ({"fail2ban_filters": [{"name": "x.conf", "content": "[Definition]\n"}]}, "fail2ban_filters[0].name is 'x.conf'"),
+        ({"fail2ban_actions": [{"name": "x", "content": "no section"}]}, "fail2ban_actions[0].content must be"),
+        ({"fail2ban_actions": [{"name": "iptables", "content": "[Definition]\n"}]}, "is the role's own action.d/iptables.local"),
+    ],
+)
+def test_bad_settings_are_named_with_the_fix(changes, fragment):
+    problems = f2b.fail2ban_problems(with_changes(**changes))
+    assert len(problems) == 1, problems
+    assert fragment in problems[0]
+
+
+def test_settings_from_the_command_line_are_accepted():
+    # -e gives strings.
+    assert f2b.fail2ban_problems(with_changes(fail2ban_recidive_enabled=True, fail2ban_recidive_maxretry="3")) == []
+    assert f2b.fail2ban_problems(with_changes(fail2ban_jails=[dict(DEFAULT_JAIL, maxretry="2", bantime="-1")])) == []
+
+
+@pytest.mark.parametrize(
+    "value, seconds",
+    [(300, 300), ("300", 300), ("10m", 600), ("1h30m", 5400), ("30d", 2592000), ("1w", 604800), ("-1", -1)],
+)
+def test_durations(value, seconds):
+    assert f2b.fail2ban_seconds(value) == seconds
+
+
+def test_duration_that_is_not_one_raises():
+    with pytest.raises(AnsibleFilterError):
+        f2b.fail2ban_seconds("soon")
+
+
+def test_database_keeps_bans_as_long_as_the_longest_ban():
+    assert f2b.fail2ban_dbpurgeage([300]) == 86400
+    assert f2b.fail2ban_dbpurgeage([300, "30d", "1w"]) == 2592000
+    # A ban for ever is never purged by fail2ban: it does not set the age.
+    assert f2b.fail2ban_dbpurgeage([300, -1]) == 86400
+    assert f2b.fail2ban_dbpurgeage([300, "30d"], configured="60d") == 5184000
+
+
+def test_normalised_jails_have_every_key():
+    jail = f2b.fail2ban_normalize_jails([{"name": "api", "logpath": "/var/log/api.log", "ports": [8443, "8000:8080"]}])[0]
+    assert jail == {
+        "name": "api", "enabled": True, "filter": "api", "logpath": ["/var/log/api.log"], "backend": "auto",
+        "journalmatch": None, "findtime": 600, "maxretry": 5, "bantime": 600, "ports": "8443,8000:8080",
+        "protocol": "tcp", "action": None, "options": {},
+    }
+
+
+def render(template, **changes):
+    settings = defaults()
+    settings.update(changes)
+    settings["fail2ban_jails_normalized"] = f2b.fail2ban_normalize_jails(settings["fail2ban_jails"])
+    settings["fail2ban_banaction_names"] = yaml.safe_load((ROLE / "vars" / "main.yml").read_text())["fail2ban_banaction_names"]
+    settings["fail2ban_ignoreip_effective"] = ["127.0.0.0/8", "::1", "192.0.2.10"] + settings["fail2ban_ignoreip"]
+    settings["ansible_managed"] = "Ansible managed"
+    environment = jinja2.Environment(loader=jinja2.FileSystemLoader(str(ROLE / "templates")), trim_blocks=True,
+                                     undefined=jinja2.StrictUndefined)
+    return environment.get_template(template).render(settings)
+
+
+def sections(text):
+    """{section: {option: value}} of a rendered fail2ban file (continuation lines joined with newlines)."""
+    result, current, option = {}, None, None
+    for line in text.splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        if line.startswith("["):
+            current = result.setdefault(line.strip("[]"), {})
+        elif line[0].isspace():
+            current[option] += "\n" + line.strip()
+        else:
+            option, value = (part.strip() for part in line.split("=", 1))
+            current[option] = value
+    return result
+
+
+def test_every_jail_bans_in_its_own_nftables_set_with_drop():
+    actions = sections(render("banactions.local.j2"))
+    assert actions["DEFAULT"] == {"banaction": "nftables-multiport", "banaction_allports": "nftables-allports"}
+    assert actions["nginx-req-limit"]["action"] == (
+        'nftables[type=multiport, name=nginx-req-limit, port="http,https", protocol="tcp", blocktype=drop]')
+    assert actions["manual"]["action"] == 'nftables[type=allports, name=manual, protocol="tcp,udp", blocktype=drop]'
+    assert actions["sshd"]["action"].startswith("nftables[type=multiport, name=sshd, ")
+
+
+def test_iptables_gives_every_jail_its_own_chain_with_drop():
+    jails = [DEFAULT_JAIL, dict(DEFAULT_JAIL, name="api", ports="all")]
+    actions = sections(render("banactions.local.j2", fail2ban_banaction="iptables-multiport", fail2ban_jails=jails,
+                              fail2ban_recidive_enabled=True))
+    assert actions["DEFAULT"]["banaction"] == "iptables-multiport"
+    assert actions["nginx-req-limit"]["action"] == 'iptables-multiport[name=nginx-req-limit, port="http,https", protocol="tcp"]'
+    assert actions["api"]["action"] == 'iptables-allports[name=api, protocol="tcp"]'
+    assert actions["recidive"]["action"] == 'iptables-allports[name=recidive, protocol="tcp,udp"]'
+
+
+@pytest.mark.parametrize("blocktype, ipv4, ipv6", [
+    ("drop", "DROP", "DROP"),
+    ("reject", "REJECT --reject-with icmp-port-unreachable", "REJECT --reject-with icmp6-port-unreachable"),
+])
+def test_iptables_block_type_covers_ipv4_and_ipv6(blocktype, ipv4, ipv6):
+    # iptables.conf sets blocktype again for IPv6 in [Init?family=inet6]: an action parameter would not reach it.
+    init = sections(render("iptables.local.j2", fail2ban_blocktype=blocktype))
+    assert init == {"Init": {"blocktype": ipv4}, "Init?family=inet6": {"blocktype": ipv6}}
+
+
+def test_a_jail_can_name_its_back_end_or_add_actions():
+    jail = dict(DEFAULT_JAIL, action=["iptables-multiport", "sendmail-whois[dest=ops@example.com]"])
+    actions = sections(render("banactions.local.j2", fail2ban_jails=[jail]))
+    assert actions["nginx-req-limit"]["action"] == (
+        'iptables-multiport[name=nginx-req-limit, port="http,https", protocol="tcp"]\n'
+        "sendmail-whois[dest=ops@example.com]")
+
+
+def test_jails_file_holds_the_recipe_the_allowlist_and_the_manual_jail():
+    jails = sections(render("jails.local.j2", fail2ban_ignoreip=["198.51.100.0/24"]))
+    assert jails["DEFAULT"] == {"ignoreip": "127.0.0.0/8 ::1 192.0.2.10 198.51.100.0/24"}
+    assert jails["nginx-req-limit"] == {
+        "enabled": "true", "filter": "nginx-limit-req", "backend": "auto", "logpath": "/var/log/nginx/error.log",
+        "findtime": "5", "maxretry": "2", "bantime": "300", "port": "http,https", "protocol": "tcp",
+    }
+    assert jails["manual"]["filter"] == "floodguard-manual"
+    assert jails["manual"]["bantime"] == "30d"
+    assert jails["sshd"] == {"enabled": "true", "backend": "systemd"}
+    assert jails["recidive"] == {"enabled": "false"}
+
+
+def test_jails_file_with_increment_recidive_and_options():
+    jail = dict(DEFAULT_JAIL, logpath=["/var/log/a.log", "/var/log/b.log"], options={"usedns": "no", "ignorecache": False})
+    jails = sections(render("jails.local.j2", fail2ban_jails=[jail], fail2ban_bantime_increment=True,
+                            fail2ban_recidive_enabled=True, fail2ban_manual_jail_enabled=False, fail2ban_sshd_enabled=False))
+    assert jails["DEFAULT"]["bantime.increment"] == "true"
+    assert jails["DEFAULT"]["bantime.maxtime"] == "1w"
+    assert jails["nginx-req-limit"]["logpath"] == "/var/log/a.log\n/var/log/b.log"
+    assert jails["nginx-req-limit"]["usedns"] == "no"
+    assert jails["nginx-req-limit"]["ignorecache"] == "false"
+    assert jails["recidive"] == {"enabled": "true", "findtime": "1d", "maxretry": "5", "bantime": "1w"}
+    assert "manual" not in jails
+    assert jails["sshd"] == {"enabled": "false"}
+
+
+def test_defaults_are_not_changed_by_the_checks():
+    settings = defaults()
+    before = copy.deepcopy(settings)
+    f2b.fail2ban_problems(settings)
+    f2b.fail2ban_normalize_jails(settings["fail2ban_jails"])
+    assert settings == before

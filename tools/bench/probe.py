@@ -1,0 +1,186 @@
+#!/usr/bin/env python3
+# Copyright: floodguard developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Measurements taken on the benchmark's web host (copied there by tools/bench/run.py; stdlib only).
+
+  probe.py count nftables|iptables-multiport NETWORK   addresses of NETWORK the firewall holds (JSON)
+  probe.py wait  nftables|iptables-multiport NETWORK COUNT LIMIT_S
+                                                     polls until the firewall holds COUNT of them (JSON)
+  probe.py memory                                    fail2ban's resident memory, NGINX's shared zones (JSON)
+  probe.py fill  nftables|iptables-multiport NETWORK COUNT
+                                                     tops the firewall up to COUNT addresses of NETWORK, in
+                                                     the shape fail2ban's action left (same set / same rule)
+
+Counting reads the ruleset as the kernel holds it (`nft list ruleset`, `iptables-save`): an address counts
+once it drops packets, whatever fail2ban reports. Set elements may be ranges or prefixes (interval sets).
+"""
+
+import ipaddress
+import json
+import re
+import subprocess
+import sys
+import time
+
+ADDRESS = r"\d{1,3}(?:\.\d{1,3}){3}"
+ELEMENT = re.compile(r"(%s)(?:-(%s)|/(\d{1,2}))?" % (ADDRESS, ADDRESS))
+ENV = {"LC_ALL": "C", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+
+
+def ruleset(backend):
+    argv = ["nft", "list", "ruleset"] if backend == "nftables" else ["iptables-save", "-t", "filter"]
+    # stderr: nft warns about tables that iptables-nft manages (Docker's DNS rules); not our business.
+    return subprocess.run(argv, check=True, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                          universal_newlines=True, env=ENV).stdout
+
+
+def count(backend, network):
+    """Addresses of `network` in the firewall: set elements (nftables) or source rules (iptables)."""
+    low, high = int(network.network_address), int(network.broadcast_address)
+    total = 0
+    for match in ELEMENT.finditer(ruleset(backend)):
+        first = int(ipaddress.IPv4Address(match.group(1)))
+        if match.group(2):
+            last = int(ipaddress.IPv4Address(match.group(2)))
+        elif match.group(3):
+            last = first + 2 ** (32 - int(match.group(3))) - 1
+        else:
+            last = first
+        total += max(0, min(last, high) - max(first, low) + 1)
+    return total
+
+
+def wait(backend, network, wanted, limit_s):
+    """Polls until `wanted` addresses are in the firewall or `limit_s` passed. Times are from the call."""
+    started = time.monotonic()
+    polls = 0
+    while True:
+        # The time of the poll is when it starts: the kernel's ruleset is read from that moment on.
+        epoch, now = time.time(), time.monotonic() - started
+        held = count(backend, network)
+        polls += 1
+        if held >= wanted or now >= limit_s:
+            return {"count": held, "wanted": wanted, "seconds": round(now, 3), "done": held >= wanted,
+                    "polls": polls, "epoch": epoch, "last_poll_s": round(time.monotonic() - started - now, 3)}
+        time.sleep(0.05 if wanted < 20000 else 0.2)
+
+
+def main_pid(unit):
+    out = subprocess.run(["systemctl", "show", "-p", "MainPID", "--value", unit], stdout=subprocess.PIPE,
+                         universal_newlines=True, env=ENV).stdout.strip()
+    return int(out) if out.isdigit() and out != "0" else None
+
+
+def rss_kb(pid):
+    with open("/proc/%d/status" % pid) as handle:
+        for line in handle:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return None
+
+
+def nginx_zones():
+    """NGINX's shared zones (anonymous shared mappings of 1 MiB or more: limit_req/limit_conn zones).
+
+    Resident size = the sum over NGINX's processes of the mapping's Pss (proportional share), which counts
+    each resident page of the zone once however many workers touched it.
+    """
+    pids = subprocess.run(["pgrep", "-x", "nginx"], stdout=subprocess.PIPE, universal_newlines=True).stdout.split()
+    zones = {}
+    for pid in pids:
+        try:
+            with open("/proc/%s/smaps" % pid) as handle:
+                text = handle.read()
+        except OSError:
+            continue
+        current = None
+        for line in text.splitlines():
+            if re.match(r"^[0-9a-f]+-[0-9a-f]+ ", line):
+                fields = line.split(None, 5)
+                name = fields[5] if len(fields) > 5 else ""
+                current = fields[0] if name.startswith("/dev/zero") or name.startswith("/SYSV") else None
+            elif current and line.startswith("Size:"):
+                size = int(line.split()[1])
+                if size < 1024:
+                    current = None
+                else:
+                    zones.setdefault(current, {"size_kb": size, "resident_kb": 0})
+            elif current and line.startswith("Pss:"):
+                zones[current]["resident_kb"] += int(line.split()[1])
+    return sorted(zones.values(), key=lambda zone: -zone["size_kb"])
+
+
+def memory():
+    pid = main_pid("fail2ban")
+    return {"fail2ban_rss_kb": rss_kb(pid) if pid else None, "nginx_zones": nginx_zones()}
+
+
+def fill(backend, network, wanted):
+    """Adds addresses of `network` (in order, skipping those held) until the firewall holds `wanted`."""
+    text = ruleset(backend)
+    if backend == "nftables":
+        # The set that holds addresses of the network: "table inet T {" ... "set S {" ... "elements = {".
+        table = set_name = None
+        for line in text.splitlines():
+            stripped = line.strip()
+            if stripped.startswith("table "):
+                table = stripped.split()[1:3]
+            elif stripped.startswith("set "):
+                set_name = stripped.split()[1]
+            elif "elements" in stripped and ELEMENT.search(stripped):
+                break
+        else:
+            raise SystemExit("no nftables set holds addresses of %s yet: ban one through fail2ban first" % network)
+    else:
+        template = next((line for line in text.splitlines() if line.startswith("-A ") and
+                         re.search(r"-s (%s)/32 " % ADDRESS, line) and
+                         ipaddress.IPv4Address(re.search(r"-s (%s)/32 " % ADDRESS, line).group(1)) in network),
+                        None)
+        if template is None:
+            raise SystemExit("no iptables rule bans addresses of %s yet: ban one through fail2ban first" % network)
+    held = set()
+    for match in ELEMENT.finditer(text):
+        if not match.group(2) and not match.group(3) and ipaddress.IPv4Address(match.group(1)) in network:
+            held.add(match.group(1))
+    missing = []
+    for address in network.hosts():
+        if len(held) + len(missing) >= wanted:
+            break
+        if str(address) not in held:
+            missing.append(str(address))
+    started = time.monotonic()
+    for index in range(0, len(missing), 5000):
+        chunk = missing[index:index + 5000]
+        if backend == "nftables":
+            script = "add element %s %s %s { %s }\n" % (table[0], table[1], set_name, ", ".join(chunk))
+            subprocess.run(["nft", "-f", "-"], input=script, check=True, universal_newlines=True, env=ENV)
+        else:
+            lines = ["*filter"] + [re.sub(r"-s %s/32 " % ADDRESS, "-s %s/32 " % item, template, count=1)
+                                   for item in chunk] + ["COMMIT", ""]
+            subprocess.run(["iptables-restore", "--noflush"], input="\n".join(lines), check=True,
+                           universal_newlines=True, env=ENV)
+    return {"added": len(missing), "seconds": round(time.monotonic() - started, 3),
+            "count": count(backend, network)}
+
+
+def main(argv):
+    command = argv[0]
+    if command == "memory":
+        result = memory()
+    else:
+        backend, network = argv[1], ipaddress.IPv4Network(argv[2])
+        if command == "count":
+            result = {"count": count(backend, network)}
+        elif command == "wait":
+            result = wait(backend, network, int(argv[3]), float(argv[4]))
+        elif command == "fill":
+            result = fill(backend, network, int(argv[3]))
+        else:
+            raise SystemExit("unknown command %r: count, wait, memory or fill" % command)
+    json.dump(result, sys.stdout)
+    sys.stdout.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
