@@ -6,6 +6,8 @@
 # `fail2ban-client set manual banip ...` in batches of 5,000, as an operator or a script would.
 # Usage: tools/bench-ban-action.sh bookworm|trixie floodguard|stock N [N...]
 #   floodguard: roles/fail2ban/files/action.d/floodguard_nftables.py; stock: fail2ban's nftables action.
+#   FLOODGUARD_BENCH_LOGLEVEL=WARNING (for example) sets fail2ban's loglevel: at the default
+#   (INFO) fail2ban writes one log line per ban and per unban, much of its CPU time in a flood.
 set -euo pipefail
 
 suite="${1:?usage: $0 bookworm|trixie floodguard|stock N [N...]}"
@@ -19,7 +21,9 @@ case "$action" in
   *) echo "unknown action '$action': use floodguard or stock" >&2; exit 2 ;;
 esac
 for n in "$@"; do
-  [[ "$n" =~ ^[0-9]+$ ]] && [ "$n" -ge 10 ] && [ "$n" -le 130000 ] || { echo "N must be 10..130000, not '$n'" >&2; exit 2; }
+  if ! [[ "$n" =~ ^[0-9]+$ ]] || [ "$n" -lt 10 ] || [ "$n" -gt 130000 ]; then
+    echo "N must be 10..130000, not '$n'" >&2; exit 2
+  fi
 done
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 container="fg-benchban-$suite-$action"
@@ -49,8 +53,12 @@ logpath = /var/log/floodguard-never.log
 bantime = 1d
 action = $jail_action
 JAIL
+if [ -n "${FLOODGUARD_BENCH_LOGLEVEL:-}" ]; then
+  [[ "$FLOODGUARD_BENCH_LOGLEVEL" =~ ^[A-Z]+$ ]] || { echo "FLOODGUARD_BENCH_LOGLEVEL: a fail2ban level like WARNING" >&2; exit 2; }
+  printf '[Definition]\nloglevel = %s\n' "$FLOODGUARD_BENCH_LOGLEVEL" | docker exec -i "$container" bash -c 'cat >/etc/fail2ban/fail2ban.local'
+fi
 docker exec "$container" bash -c 'touch /var/log/floodguard-never.log && fail2ban-client -t >/dev/null && systemctl restart fail2ban'
-echo "$suite, $action action: $(docker exec "$container" fail2ban-client version), $(docker exec "$container" nft --version)"
+echo "$suite, $action action, loglevel ${FLOODGUARD_BENCH_LOGLEVEL:-default}: fail2ban $(docker exec "$container" dpkg-query -W -f '${Version}' fail2ban), $(docker exec "$container" nft --version)"
 
 docker exec -i "$container" python3 - "$action" "$@" <<'DRIVER'
 import ipaddress, json, os, sqlite3, subprocess, sys, time

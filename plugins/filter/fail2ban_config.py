@@ -158,7 +158,7 @@ def _jail_problems(jail, where):
             problem = fail2ban_duration_problem(jail[key], "%s.%s" % (where, key), allow_forever=(key == "bantime"))
             if problem:
                 problems.append(problem)
-    if "maxretry" in jail and not (_whole_number(jail["maxretry"]) or 0) >= 1:
+    if "maxretry" in jail and (_whole_number(jail["maxretry"]) or 0) < 1:
         problems.append("%s.maxretry is %r: give a whole number of matches of 1 or more." % (where, jail["maxretry"]))
     ports = jail.get("ports", ["http", "https"])
     if ports != "all":

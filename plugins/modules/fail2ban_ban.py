@@ -26,7 +26,7 @@ description:
   - Validates every address itself - fail2ban accepts and lists C(not-an-ip) as banned.
   - Runs C(fail2ban-client) and C(ip) as argument lists in the C locale; nothing goes through a shell.
 author:
-  - floodguard developers
+  - floodguard developers (@floodguard)
 attributes:
   check_mode:
     support: full

@@ -19,7 +19,7 @@ description:
   - Read-only - it never changes anything and always reports C(changed=false), in check mode too.
   - Runs C(fail2ban-client) as an argument list in the C locale; nothing goes through a shell.
 author:
-  - floodguard developers
+  - floodguard developers (@floodguard)
 attributes:
   check_mode:
     support: full

@@ -9,7 +9,7 @@ import json
 import os
 import sys
 
-ACTIONS = ("nftables", "iptables-multiport")
+DEFAULT_ACTIONS = ("nftables", "iptables-multiport")
 
 
 def seconds(value):
@@ -18,13 +18,13 @@ def seconds(value):
     return "%.0f ms" % (value * 1000) if value < 1 else "%.2f s" % value if value < 10 else "%.1f s" % value
 
 
-def spread(summary, fmt=seconds):
+def spread(summary, fmt=seconds, unit="run"):
     """'median (min–max, n runs)' of a summarize() dict."""
     if not summary or not summary.get("n"):
         return None
     if summary["n"] == 1:
-        return "%s (1 run)" % fmt(summary["median"])
-    return "%s (%s–%s, %d runs)" % (fmt(summary["median"]), fmt(summary["min"]), fmt(summary["max"]), summary["n"])
+        return "%s (1 %s)" % (fmt(summary["median"]), unit)
+    return "%s (%s–%s, %d %ss)" % (fmt(summary["median"]), fmt(summary["min"]), fmt(summary["max"]), summary["n"], unit)
 
 
 def timed_cell(entry, key):
@@ -54,6 +54,8 @@ def goal_check(value, limit):
 
 
 def markdown(results):
+    global ACTIONS
+    ACTIONS = tuple(results.get("settings", {}).get("actions") or DEFAULT_ACTIONS)
     machine = results.get("machine", {})
     lines = ["# Benchmarks", ""]
     lines += [
@@ -206,7 +208,7 @@ def markdown(results):
                 samples = (scale[action].get(str(size)) or {}).get("memory", [])
                 rss = [s["fail2ban_rss_mib"] for s in samples if s.get("fail2ban_rss_mib") is not None]
                 cells.append(spread({"n": len(rss), "median": median(rss), "min": min(rss) if rss else None,
-                                     "max": max(rss) if rss else None}, lambda v: "%.0f MiB" % v) or "–")
+                                     "max": max(rss) if rss else None}, lambda v: "%.0f MiB" % v, "sample") or "–")
                 zone = zone or (samples[-1] if samples else None)
             lines.append("| %s | %s | %s |" % (format(size, ","), " | ".join(cells), zone_cell(zone or {})))
         lines.append("")

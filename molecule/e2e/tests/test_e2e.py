@@ -25,7 +25,7 @@ LIMIT_BURST = 5
 # Eight times the rate from every address, until its connections fail (banned) or 10 s have passed.
 ATTACK = {"requests": 400, "duration": 20, "rate": 40, "concurrency": 4, "timeout": 1, "stop_after_drops": 3}
 # Below the rate for the whole attack and its bans; a generous timeout: the API is under attack.
-LEGITIMATE = {"requests": 30, "duration": 16, "rate": 2, "concurrency": 1, "timeout": 5, "timeline": True}
+LEGITIMATE = {"requests": 40, "duration": 21, "rate": 2, "concurrency": 1, "timeout": 5, "timeline": True}
 # Four times the rate for 10 s, from the allowlisted address.
 ALLOWLISTED = {"requests": 200, "duration": 12, "rate": 20, "concurrency": 8, "timeout": 5}
 
@@ -52,9 +52,11 @@ def test_every_attacker_address_is_rejected_then_banned(web, main_flood, flood_a
         assert attack[address]["rejected"] > 0, "NGINX never rejected %s: %s" % (address, attack[address])
         assert attack[address]["other"] == 0, attack[address]
     _, waited = wait_until("all attacker addresses banned", lambda: set(flood_addresses) <= banned(web))
+    print("\nall %d addresses banned %.1f s after the flood ended" % (len(flood_addresses), waited))
     seconds_to_ban = [attack[a]["first_drop_s"] - attack[a]["first_reject_s"] for a in flood_addresses if attack[a]["first_drop_s"]]
-    print("\nbanned %d addresses (%.1f s after the flood ended); first reject to first drop: min %.1f s, median %.1f s, max %.1f s (%d measured)" % (
-        len(flood_addresses), waited, min(seconds_to_ban), statistics.median(seconds_to_ban), max(seconds_to_ban), len(seconds_to_ban)))
+    if seconds_to_ban:
+        print("first reject to first drop: min %.1f s, median %.1f s, max %.1f s (%d addresses)" % (
+            min(seconds_to_ban), statistics.median(seconds_to_ban), max(seconds_to_ban), len(seconds_to_ban)))
 
 
 def test_banned_addresses_cannot_connect(attacker, url, flood_addresses, main_flood):
@@ -70,8 +72,9 @@ def test_legitimate_client_sees_only_2xx(main_flood, client_address):
     assert summary["sent"] == LEGITIMATE["requests"], summary
     assert summary["statuses"] == {"200": LEGITIMATE["requests"]}, summary
     assert summary["errors"] == {}, summary
-    # It ran for the whole attack, before and after the bans.
-    assert summary["last_served_s"] > main_flood["attack"]["elapsed_s"], (summary, main_flood["attack"]["elapsed_s"])
+    # It was served before, during and after the bans: its last answer came after the last address was cut off.
+    last_cut_off = max(source["first_drop_s"] or 0 for source in main_flood["attack"]["sources"].values())
+    assert summary["last_served_s"] > last_cut_off, (summary, last_cut_off)
 
 
 def test_allowlisted_client_above_the_rate_is_limited_by_nothing(web, main_flood, allowlisted_address):
@@ -88,7 +91,7 @@ def test_allowlisted_client_above_the_rate_is_limited_by_nothing(web, main_flood
 def test_bans_survive_a_fail2ban_restart(web, attacker, url, flood_addresses, main_flood):
     wait_until("all attacker addresses banned", lambda: set(flood_addresses) <= banned(web))
     web.run_test("systemctl restart fail2ban")
-    _, waited = wait_until("bans restored after the restart", lambda: set(flood_addresses) <= banned(web), 30)
+    _, waited = wait_until("bans restored after the restart", lambda: set(flood_addresses) <= banned(web), 60)
     print("\nbans restored %.1f s after systemctl restart fail2ban returned" % waited)
     for address, summary in probe(attacker, url, flood_addresses).items():
         assert summary["dropped"] == summary["sent"] > 0, "%s gets through after the restart: %s" % (address, summary)

@@ -30,8 +30,7 @@ MANAGED_FILES = (
 
 
 def _client(request, group):
-    inventory = request.config.option.ansible_inventory
-    return testinfra.get_host("ansible://%s?ansible_inventory=%s" % (group, inventory))
+    return testinfra.get_hosts([group], connection="ansible", ansible_inventory=request.config.option.ansible_inventory)[0]
 
 
 @pytest.fixture(scope="module")
@@ -199,7 +198,8 @@ def test_bans_survive_a_restart(host, attacker):
         # Input the role refuses before touching the host.
         ({"scenario_extra_jails": [{"name": "bad name[1]", "logpath": "/var/log/nginx/error.log", "findtime": -5, "maxretry": 0}],
           "fail2ban_ignoreip": ["10.0.0.0/33"]},
-         ["fail2ban_jails[2].name is 'bad name[1]'", "findtime is -5", "maxretry is 0", "fail2ban_ignoreip holds '10.0.0.0/33'"]),
+         ["fail2ban_jails[2] (bad name[1]).name is 'bad name[1]'", "findtime is -5", "maxretry is 0",
+          "fail2ban_ignoreip holds '10.0.0.0/33'", "changed nothing"]),
         # A configuration fail2ban-client --test rejects: the log file does not exist.
         ({"scenario_extra_jails": [{"name": "no-log", "filter": "nginx-limit-req", "logpath": "/var/log/nginx/missing.log"}]},
          ["Have not found any log file for no-log jail"]),

@@ -50,6 +50,8 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,200}$")
 BLOCKTYPE_PATTERN = re.compile(r"^(drop|reject(?: with [a-z0-9 -]+)?)$")
 # Elements per nft command: keeps each netlink transaction and its error message small.
 CHUNK = 5000
+# A systematic failure must not write thousands of identical lines into the fail2ban log.
+MAX_ERRORS_LOGGED = 10
 
 
 class NftablesConfigError(ValueError):
@@ -291,8 +293,9 @@ class NftablesAction(ActionBase):
         return self._repair()
 
     def clearAllParams(self):  # pylint: disable=invalid-name
-        # fail2ban keeps an action over a reload (and calls reload()) only if it has this method;
-        # otherwise it replaces the action by a new one that is never started.
+        # fail2ban keeps an action over `fail2ban-client reload` (and then calls reload()) only if
+        # it has both this method and reload(); otherwise it unbans everything with the action and
+        # removes it from the jail.
         return None
 
     def reload(self, **options):
@@ -382,6 +385,7 @@ class NftablesAction(ActionBase):
                                self._jail.name, self._settings.chain)
             self._repair(locked=True)
             return
+        errors = 0
         for key, element, banned in failed:
             set_name = self._settings.sets[key]
             if banned:
@@ -389,9 +393,14 @@ class NftablesAction(ActionBase):
             else:
                 error = self._nft.run("add element %s %s { %s }\ndelete element %s %s { %s }" % (TABLE, set_name, element, TABLE, set_name, element))
             if error:
-                # e.g. a network that overlaps one already banned ("interval overlaps with an existing one")
-                self._logSys.error("[%s] cannot %s %s in nftables set %s: %s",
-                                   self._jail.name, "ban" if banned else "unban", element, set_name, error)
+                errors += 1
+                if errors <= MAX_ERRORS_LOGGED:
+                    # e.g. a network that overlaps one already banned ("interval overlaps with an existing one")
+                    self._logSys.error("[%s] cannot %s %s in nftables set %s: %s",
+                                       self._jail.name, "ban" if banned else "unban", element, set_name, error)
+        if errors > MAX_ERRORS_LOGGED:
+            self._logSys.error("[%s] %d more addresses could not be changed in nftables (errors as above)",
+                               self._jail.name, errors - MAX_ERRORS_LOGGED)
 
     def _repair(self, locked=False):
         """Recreate chain and sets and load every address fail2ban holds as banned for this jail."""

@@ -43,4 +43,4 @@ class Replay:
         return capture["rc"], capture["stdout"], capture["stderr"]
 
     def done(self):
-        assert not self.expected, "commands expected but not run: %r" % ([argv[:4] for argv, _ in self.expected],)
+        assert not self.expected, "commands expected but not run: %r" % ([expected[0][:4] for expected in self.expected],)

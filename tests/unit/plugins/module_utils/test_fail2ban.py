@@ -254,7 +254,7 @@ def test_allowlist_conflicts_name_the_covering_entry(captured):
 
 
 def test_loopback_is_protected_without_any_ignoreip():
-    protected, _ = f2b.protected_networks([], [])
+    protected = f2b.protected_networks([], [])[0]
     assert dict(f2b.allowlist_conflicts(["127.0.0.1", "::1", "203.0.113.7"], protected)) == {
         "127.0.0.1": "loopback (127.0.0.0/8)", "::1": "loopback (::1/128)"}
 

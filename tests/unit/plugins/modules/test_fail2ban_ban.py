@@ -54,15 +54,15 @@ def test_ban_is_idempotent(run_module, captured):
 
 
 def test_ban_diff(run_module, captured):
-    result, _ = run_module(main, {"jail": "manual", "ips": REQUESTED[:3]}, captured,
-                           [STATUS, BANNED_EMPTY] + CHECKS, check_mode=True, diff=True)
+    result = run_module(main, {"jail": "manual", "ips": REQUESTED[:3]}, captured,
+                        [STATUS, BANNED_EMPTY] + CHECKS, check_mode=True, diff=True)[0]
     assert result["diff"] == {"before_header": "manual: banned before", "after_header": "manual: banned after",
                               "before": "", "after": "203.0.113.1\n203.0.113.2\n203.0.113.3\n"}
 
 
 def test_lists_are_limited_but_counts_exact(run_module, captured):
-    result, _ = run_module(main, {"jail": "manual", "ips": REQUESTED, "list_limit": 10}, captured,
-                           [STATUS, BANNED_EMPTY] + CHECKS, check_mode=True, diff=True)
+    result = run_module(main, {"jail": "manual", "ips": REQUESTED, "list_limit": 10}, captured,
+                        [STATUS, BANNED_EMPTY] + CHECKS, check_mode=True, diff=True)[0]
     assert result["added"] == IPV4[:10] and result["added_count"] == 250 and result["truncated"] is True
     assert result["diff"]["after"].endswith("# ... and 240 more\n")
 
@@ -76,7 +76,7 @@ UNBAN_FLOW = [
 
 
 def test_unban(run_module, captured):
-    result, _ = run_module(main, {"jail": "manual", "ips": UNBAN, "state": "absent"}, captured, UNBAN_FLOW)
+    result = run_module(main, {"jail": "manual", "ips": UNBAN, "state": "absent"}, captured, UNBAN_FLOW)[0]
     assert result["changed"] is True
     # 198.51.100.99 was not banned: nothing to unban there.
     assert result["removed"] == IPV4[:100] + ["2001:db8::abcd"] and result["removed_count"] == 101
@@ -84,12 +84,12 @@ def test_unban(run_module, captured):
 
 
 def test_unban_in_check_mode_and_idempotent(run_module, captured):
-    result, _ = run_module(main, {"jail": "manual", "ips": UNBAN, "state": "absent"}, captured, UNBAN_FLOW[:2],
-                           check_mode=True)
+    result = run_module(main, {"jail": "manual", "ips": UNBAN, "state": "absent"}, captured, UNBAN_FLOW[:2],
+                        check_mode=True)[0]
     assert result["changed"] is True and result["removed_count"] == 101 and result["banned_count"] == 150
     for check_mode in (False, True):
-        result, _ = run_module(main, {"jail": "manual", "ips": UNBAN, "state": "absent"}, captured,
-                               [STATUS, (["get", "manual", "banned"], "banned_after_unban")], check_mode=check_mode)
+        result = run_module(main, {"jail": "manual", "ips": UNBAN, "state": "absent"}, captured,
+                            [STATUS, (["get", "manual", "banned"], "banned_after_unban")], check_mode=check_mode)[0]
         assert result["changed"] is False and result["removed_count"] == 0
 
 
@@ -184,7 +184,7 @@ def test_networks_are_refused_where_the_action_cannot_ban_them(run_module, captu
 def test_networks_are_banned_where_the_action_can(run_module, captured):
     jail = "iptables-jail"
     action = "iptables-multiport"
-    result, _ = run_module(main, {"jail": jail, "ips": ["198.51.100.0/24"]}, captured, [
+    result = run_module(main, {"jail": jail, "ips": ["198.51.100.0/24"]}, captured, [
         STATUS, (["get", jail, "banned"], "banned_empty"),
         (["get", jail, "actions"], "actions_iptables"),
         (["get", jail, "actionproperties", action], "actionproperties_iptables"),
@@ -192,7 +192,7 @@ def test_networks_are_banned_where_the_action_can(run_module, captured):
         (["get", jail, "action", action, "actionstart"], "actionstart_iptables"),
         (["get", jail, "ignoreip"], "ignoreip_empty"), (["-j", "address", "show"], "ip_address_show"),
         (["set", jail, "banip", "198.51.100.0/24"], "banip_cidr_iptables"),
-        (["get", jail, "banned"], "banned_cidr_iptables")])
+        (["get", jail, "banned"], "banned_cidr_iptables")])[0]
     assert result["changed"] is True and result["banned"] == ["198.51.100.0/24"]
 
 
@@ -227,7 +227,7 @@ def test_100000_addresses_in_a_few_batches(run_module, captured):
     replay = BulkReplay(captured, [(["status"], "status"), (["get", jail, "banned"], "banned_empty"),
                                    (["get", jail, "ignoreip"], "ignoreip_empty"),
                                    (["-j", "address", "show"], "ip_address_show")], jail)
-    result, _ = run_module(main, {"jail": jail, "ips": addresses}, captured, None, replay=replay)
+    result = run_module(main, {"jail": jail, "ips": addresses}, captured, None, replay=replay)[0]
     assert replay.banned == addresses
     assert len(replay.batch_sizes) == result["batches"] <= 12
     assert min(replay.batch_sizes[:-1]) > 5000

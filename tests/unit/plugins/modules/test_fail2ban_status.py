@@ -20,7 +20,7 @@ def every_jail():
 
 def test_every_jail(run_module, captured):
     for check_mode in (False, True):
-        result, _ = run_module(main, {}, captured, HEAD + every_jail(), check_mode=check_mode)
+        result = run_module(main, {}, captured, HEAD + every_jail(), check_mode=check_mode)[0]
         assert result["changed"] is False
         assert result["version"] == captured["_meta"]["fail2ban"]
         assert result["jail_list"] == JAILS and sorted(result["jails"]) == JAILS
@@ -36,8 +36,8 @@ def test_every_jail(run_module, captured):
 
 
 def test_one_jail_with_many_bans(run_module, captured):
-    result, _ = run_module(main, {"jail": "manual"}, captured, HEAD + [
-        (["status", "manual"], "status_many"), (["get", "manual", "banip", "--with-time"], "banip_with_time_many")])
+    result = run_module(main, {"jail": "manual"}, captured, HEAD + [
+        (["status", "manual"], "status_many"), (["get", "manual", "banip", "--with-time"], "banip_with_time_many")])[0]
     assert list(result["jails"]) == ["manual"] and result["jail_list"] == JAILS
     actions = result["jails"]["manual"]["actions"]
     assert actions["currently_banned"] == 251 and len(actions["banned"]) == 251
@@ -47,37 +47,37 @@ def test_one_jail_with_many_bans(run_module, captured):
 
 
 def test_list_limit_keeps_the_most_recent_bans(run_module, captured):
-    result, _ = run_module(main, {"jail": "manual", "list_limit": 3}, captured, HEAD + [
-        (["status", "manual"], "status_many"), (["get", "manual", "banip", "--with-time"], "banip_with_time_many")])
+    result = run_module(main, {"jail": "manual", "list_limit": 3}, captured, HEAD + [
+        (["status", "manual"], "status_many"), (["get", "manual", "banip", "--with-time"], "banip_with_time_many")])[0]
     actions = result["jails"]["manual"]["actions"]
     assert [ban["ip"] for ban in actions["banned"]] == ["203.0.113.1", "2001:db8::1", "203.0.113.250"]
     assert actions["banned_truncated"] is True and actions["currently_banned"] == 251
 
 
 def test_a_journal_jail(run_module, captured):
-    result, _ = run_module(main, {"jail": "sshd"}, captured, HEAD + [
-        (["status", "sshd"], "status_journal"), (["get", "sshd", "banip", "--with-time"], "banip_with_time_journal")])
+    result = run_module(main, {"jail": "sshd"}, captured, HEAD + [
+        (["status", "sshd"], "status_journal"), (["get", "sshd", "banip", "--with-time"], "banip_with_time_journal")])[0]
     sshd = result["jails"]["sshd"]
     assert sshd["filter"]["journal_matches"][0].startswith("_SYSTEMD_UNIT=ssh")
     assert sshd["actions"]["banned"] == [] and sshd["actions"]["currently_banned"] == 0
 
 
 def test_which_jails_ban_an_address(run_module, captured):
-    result, _ = run_module(main, {"ip": "203.0.113.1/32"}, captured, HEAD + [
+    result = run_module(main, {"ip": "203.0.113.1/32"}, captured, HEAD + [
         (["banned", "203.0.113.1"], "banned_one_ip"),
-        (["status", "manual"], "status_many"), (["get", "manual", "banip", "--with-time"], "banip_with_time_many")])
+        (["status", "manual"], "status_many"), (["get", "manual", "banip", "--with-time"], "banip_with_time_many")])[0]
     assert result["ip"] == "203.0.113.1" and result["banned_in"] == ["manual"]
     assert [ban["ip"] for ban in result["jails"]["manual"]["actions"]["banned"]] == ["203.0.113.1"]
 
 
 def test_an_address_outside_the_jail_asked_about(run_module, captured):
-    result, _ = run_module(main, {"ip": "203.0.113.1", "jail": "sshd"}, captured, HEAD + [
-        (["banned", "203.0.113.1"], "banned_one_ip")])
+    result = run_module(main, {"ip": "203.0.113.1", "jail": "sshd"}, captured, HEAD + [
+        (["banned", "203.0.113.1"], "banned_one_ip")])[0]
     assert result["banned_in"] == [] and result["jails"] == {}
 
 
 def test_unknown_jail_lists_the_jails(run_module, captured):
-    result, _ = run_module(main, {"jail": "nosuch"}, captured, HEAD)
+    result = run_module(main, {"jail": "nosuch"}, captured, HEAD)[0]
     assert result["failed"] is True
     assert "no jail named 'nosuch'. Its jails: iptables-jail, manual" in result["msg"]
 
@@ -89,17 +89,17 @@ def test_invalid_ip(run_module, captured):
 
 
 def test_server_down(run_module, captured):
-    result, _ = run_module(main, {}, captured, [(["version"], "server_down_version")])
+    result = run_module(main, {}, captured, [(["version"], "server_down_version")])[0]
     assert result["failed"] is True and "systemctl start fail2ban" in result["msg"]
     assert result["rc"] == 255 and result["stderr"] == captured["server_down_version"]["stderr"]
 
 
 def test_permission_denied(run_module, captured):
     denied = dict(captured["not_root_status"], argv=["fail2ban-client", "version"])
-    result, _ = run_module(main, {}, captured, [(["version"], denied)])
+    result = run_module(main, {}, captured, [(["version"], denied)])[0]
     assert result["failed"] is True and "must run as root" in result["msg"]
 
 
 def test_not_installed(run_module, captured):
-    result, _ = run_module(main, {}, captured, [], binaries={})
+    result = run_module(main, {}, captured, [], binaries={})[0]
     assert result["failed"] is True and "fail2ban is not installed" in result["msg"]

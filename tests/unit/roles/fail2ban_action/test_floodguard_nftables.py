@@ -189,8 +189,9 @@ def test_bans_and_unbans_reach_the_sets_in_batches():
         assert "tcp dport { 80, 443 } ip saddr @f2b-manual-v4 drop" in chain
         for ip in v4[:5999] + ["203.0.113.0/24"]:
             unban(action, jail, ip)
-        wait_until(lambda: elements("f2b-manual-v4") == [v4[5999]])
-        assert elements("f2b-manual-v4net") == []
+        # the calls may land in two batches: wait for the last one
+        wait_until(lambda: elements("f2b-manual-v4net") == [])
+        assert elements("f2b-manual-v4") == [v4[5999]]
     finally:
         action.stop()
     assert "f2b-manual" not in nft("list", "table", "inet", "floodguard")
@@ -244,7 +245,7 @@ def test_overlapping_network_is_logged_and_does_not_lose_the_batch(caplog):
                 ban(action, jail, ip)
             wait_until(lambda: elements("f2b-manual-v4net") == ["10.0.0.0/8", "172.16.0.0/12"])
             wait_until(lambda: "cannot ban 10.1.0.0/16" in caplog.text)
-        assert elements("f2b-manual-v4") == ["192.0.2.1"]
+        wait_until(lambda: elements("f2b-manual-v4") == ["192.0.2.1"])
     finally:
         action.stop()
 
