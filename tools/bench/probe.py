@@ -50,19 +50,64 @@ def count(backend, network):
     return total
 
 
+def address_sets():
+    """(family, table, set) of every IPv4 address set, from the terse ruleset (no elements listed)."""
+    text = subprocess.run(["nft", "-t", "list", "ruleset"], check=True, stdout=subprocess.PIPE,
+                          stderr=subprocess.DEVNULL, universal_newlines=True, env=ENV).stdout
+    found, table, name = [], None, None
+    for line in text.splitlines():
+        words = line.split()
+        if words[:1] == ["table"] and len(words) >= 3:
+            table = words[1:3]
+        elif words[:1] == ["set"] and len(words) >= 2:
+            name = words[1]
+        elif words[:2] == ["type", "ipv4_addr"] and table and name:
+            found.append((table[0], table[1], name))
+    return found
+
+
+def holds(sample, sets):
+    """Whether one IPv4 set of `sets` holds every address of `sample` (`nft get element`, no dump)."""
+    for family, table, name in sets:
+        done = subprocess.run(["nft", "get", "element", family, table, name, "{ %s }" % ", ".join(sample)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
+        if done.returncode == 0:
+            return True
+    return False
+
+
 def wait(backend, network, wanted, limit_s):
-    """Polls until `wanted` addresses are in the firewall or `limit_s` passed. Times are from the call."""
+    """Polls until the first `wanted` addresses of `network` are in the firewall, or `limit_s` passed.
+
+    nftables: dumping a set of 100,000 elements takes a second or more, and the kernel restarts a dump
+    whenever the set changes meanwhile - while bans pour in it may never finish. So first a sample of the
+    addresses is looked up (the last ones in both numeric and text order, and some spread over the range),
+    which costs nothing, and only then the whole set is counted, once. iptables rules change one at a time
+    and are simply counted. `count` is None when the limit passed (the caller counts once bans stop).
+    """
+    addresses = [str(address) for _, address in zip(range(wanted), network.hosts())]
+    sample = sorted(set(addresses[-32:] + addresses[::max(1, wanted // 64)] + sorted(addresses)[-8:]))
     started = time.monotonic()
     polls = 0
+    sets, sets_read = [], None
     while True:
-        # The time of the poll is when it starts: the kernel's ruleset is read from that moment on.
+        # A poll's time is when it starts: the kernel's state is read from that moment on.
         epoch, now = time.time(), time.monotonic() - started
-        held = count(backend, network)
         polls += 1
-        if held >= wanted or now >= limit_s:
-            return {"count": held, "wanted": wanted, "seconds": round(now, 3), "done": held >= wanted,
-                    "polls": polls, "epoch": epoch, "last_poll_s": round(time.monotonic() - started - now, 3)}
-        time.sleep(0.05 if wanted < 20000 else 0.2)
+        if backend == "nftables":
+            if sets_read is None or now - sets_read > 2:
+                sets, sets_read = address_sets(), now
+            held = count(backend, network) if holds(sample, sets) else None
+        else:
+            held = count(backend, network)
+        if held is not None and held >= wanted:
+            return {"count": held, "wanted": wanted, "seconds": round(now, 3), "done": True, "polls": polls,
+                    "epoch": epoch, "last_poll_s": round(time.monotonic() - started - now, 3)}
+        if now >= limit_s:
+            return {"count": None, "wanted": wanted, "seconds": round(now, 3), "done": False, "polls": polls,
+                    "epoch": epoch}
+        # Polling costs CPU that the bans need too (2 cores): a few times a second is enough.
+        time.sleep(0.05 if wanted <= 1000 else 0.2)
 
 
 def main_pid(unit):

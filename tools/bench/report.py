@@ -44,12 +44,14 @@ def timed_cell(entry, key):
         parts.append("not measured: " + skipped[0])
     if not parts and entry.get("skipped"):
         parts.append(entry["skipped"])
+    if entry.get("cut"):
+        parts.append("only " + entry["cut"])
     return "; ".join(parts) if parts else "not run"
 
 
 def goal_check(value, limit):
     if value is None:
-        return "not met (no figure)"
+        return "**not met**"
     return "met" if value < limit else "**not met**"
 
 
@@ -70,8 +72,13 @@ def markdown(results):
             machine.get("testbed_distro"), machine.get("fail2ban"), machine.get("nginx"), machine.get("nft"),
             machine.get("iptables")),
         "- Figures: median (min–max, number of runs) over repeated runs; both ban actions measured in the same run.",
-        "",
     ]
+    load = results.get("load_average")
+    if load:
+        lines.append("- Load average (1 min) of the machine at the start and end of the run: %s and %s (%s CPUs); "
+                     "above the CPU count, other work was competing with the bench." % (
+                         load.get("start"), load.get("end"), machine.get("nproc")))
+    lines.append("")
     for note in results.get("notes", []):
         lines.append("> Note: %s" % note)
     if results.get("notes"):
@@ -112,7 +119,9 @@ def markdown(results):
         lines += ["## 2. Ban scale", "",
                   "N addresses of 198.18.0.0/15 banned in the `manual` jail by one `fail2ban_ban` task, timed from the "
                   "task's start until the firewall holds all N (read from `nft list ruleset` / `iptables-save`). "
-                  "Goals: 10,000 in under 10 s and 100,000 in under 60 s with the default action (nftables).", "",
+                  "Goals: 10,000 in under 10 s and 100,000 in under 60 s with the default action (nftables). "
+                  "fail2ban action of the `manual` jail: %s." % "; ".join(
+                      "`%s` → `%s`" % (action, name) for action, name in results.get("jail_actions", {}).items()), "",
                   "| Bans | " + " | ".join(a for a in ACTIONS if a in scale) + " | Goal (nftables) |",
                   "|---|" + "---|" * len([a for a in ACTIONS if a in scale]) + "---|"]
         for size in sizes:
@@ -182,6 +191,15 @@ def markdown(results):
                     notes.append("%s, %s bans: %s." % (action, format(size, ","), entry["note"]))
             lines.append("| %s | %s |" % (format(size, ","), " | ".join(cells)))
         lines.append("")
+        nft = perpacket.get("nftables") or {}
+        base = (nft.get("0") or {}).get("rate", {}).get("median")
+        for size in pp_sizes:
+            rate = ((nft.get(str(size)) or {}).get("rate") or {}).get("median")
+            if size and base and rate is not None:
+                within = goals.get("perpacket_within", 0.05)
+                notes.append("Goal, nftables with %s bans within %d%% of 0 bans: %s (%+.1f%%)." % (
+                    format(size, ","), round(within * 100), "met" if rate >= base * (1 - within) else "**not met**",
+                    (rate - base) / base * 100))
         for note in notes:
             lines.append("- " + note)
         if notes:
@@ -225,7 +243,12 @@ def markdown(results):
               "goes to them). Every run is capped; a capped run reports how many bans the firewall held.",
               "- Per-packet: tools/flood.py on the client for a few seconds per run, against the full stack (NGINX "
               "and Django), so the figure is what a legitimate user sees.",
+              "- Memory: VmRSS from /proc/<pid>/status of fail2ban-server; the NGINX zone from /proc/<pid>/smaps.",
               "- The machine was not otherwise idle unless stated; compare columns of the same run rather than runs.",
+              "",
+              "To run it: `make bench` (everything; results in `bench/results/<UTC time>/`, and this page is "
+              "rewritten after a complete run), `BENCH_QUICK=1 make bench` (1,000 and 10,000 bans, fewer repeats), "
+              "`tools/bench.sh --only latency,timeline` (a subset; `tools/bench.sh --help` lists the options).",
               ""]
     return "\n".join(lines)
 

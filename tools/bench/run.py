@@ -28,13 +28,11 @@ import json
 import math
 import os
 import platform
-import shlex
 import shutil
 import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
@@ -76,12 +74,14 @@ class Bench:
         os.makedirs(os.path.join(self.out, "logs"), exist_ok=True)
         self.state = None
         self.attack_sources = []
+        self.load_at_start = round(os.getloadavg()[0], 1)
         self.results = {
             "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "command": args.command_line,
             "settings": {
                 "quick": args.quick, "only": list(args.only), "actions": list(args.actions),
                 "sizes": args.sizes, "perpacket_sizes": args.perpacket_sizes, "scale_repeats": args.repeats,
+                "scale_repeats_100000_and_more": args.large_repeats, "budget_s": args.budget,
                 "latency_runs": args.latency_runs, "perpacket_repeats": args.perpacket_repeats,
                 "cap_s": args.cap, "distro": args.distro,
             },
@@ -176,6 +176,7 @@ class Bench:
         marker = "/etc/floodguard-bench-action"
         if self.args.reuse and self.exec("web", ["cat", marker], check=False).stdout.strip() == action:
             log("web is converged with %s already (--reuse)" % action)
+            self.record_jail_action(action)
             self.reset(action)
             return
         log("converge web with fail2ban_banaction=%s" % action)
@@ -188,10 +189,16 @@ class Bench:
             raise RuntimeError("converging the web host failed; log: %s/logs/converge-%s.log" % (self.out, action))
         self.results["converge_s"][action] = round(time.monotonic() - started, 1)
         self.exec("web", ["sh", "-c", "echo %s > %s" % (action, marker)])
+        self.record_jail_action(action)
         nft = backend(action) == "nftables"
         self.results.setdefault("machine", {})["nft" if nft else "iptables"] = self.first_line(
             ["nft", "--version"] if nft else ["iptables", "--version"])
         self.reset(action)
+
+    def record_jail_action(self, action):
+        """What fail2ban runs for the manual jail with this fail2ban_banaction (stock or floodguard action)."""
+        done = self.exec("web", ["fail2ban-client", "get", MANUAL_JAIL, "actions"], check=False)
+        self.results.setdefault("jail_actions", {})[action] = (done.stdout.strip().splitlines() or [""])[-1]
 
     def first_line(self, argv):
         done = self.exec("web", argv, check=False)
@@ -357,70 +364,68 @@ exit 1
                                for key in ("sent", "served", "rejected", "dropped", "latency_ms")},
         }
 
+    def frozen_count(self, action):
+        """Bans in the firewall, counted after freezing fail2ban (SIGSTOP) so that the count is stable."""
+        self.exec("web", ["systemctl", "kill", "--signal=SIGSTOP", "fail2ban"], check=False)
+        return self.banned_in_firewall(action)
+
     def ban_run(self, action, size):
         """Bans `size` addresses with one fail2ban_ban task; waits until the firewall holds them all."""
         addresses = [str(address) for _, address in zip(range(size), BAN_NETWORK.hosts())]
         cap = self.args.cap
-        waiter = subprocess.Popen(["docker", "exec", self.container("web"), "python3", PROBE, "wait", backend(action),
-                                   str(BAN_NETWORK), str(size), str(cap + 30)],
+        waiter = subprocess.Popen(["docker", "exec", self.container("web"), "python3", PROBE, "wait",
+                                   backend(action), str(BAN_NETWORK), str(size), str(cap)],
                                   stdout=subprocess.PIPE, universal_newlines=True)
         rc, output = self.playbook(os.path.join(HERE, "ban.yml"),
                                    {"bench_ban_jail": MANUAL_JAIL, "bench_ban_ips": addresses},
-                                   "ban-%s-%d" % (action, size), timeout=cap + 20, json_output=True)
+                                   "ban-%s-%d" % (action, size), timeout=cap + 30, json_output=True)
+        try:
+            waited = json.loads(waiter.communicate(timeout=cap + 60)[0])
+        except (subprocess.TimeoutExpired, ValueError):
+            waiter.kill()
+            waiter.communicate()
+            waited = {"done": False}
+        run = {"done": waited["done"], "of": size}
         task = None
         if rc is not None:
             try:
-                report = json.loads(output[output.index("{"):])
-                task = report["plays"][0]["tasks"][0]
+                task = json.loads(output[output.index("{"):])["plays"][0]["tasks"][0]
             except (ValueError, KeyError, IndexError):
-                task = None
-        if rc is None or task is None:
-            # Killed at the cap (or no report): stop waiting, count what the firewall holds.
-            waiter.kill()
-            waiter.wait()
-            held = self.banned_in_firewall(action)
-            return {"done": False, "count": held, "of": size, "cap_s": cap,
-                    "problem": None if rc is None else "no task report (rc %s), see logs" % rc}
-        start = parse_iso(task["task"]["duration"]["start"])
-        end = parse_iso(task["task"]["duration"]["end"])
-        result_of_host = next(iter(task["hosts"].values()))
-        if result_of_host.get("failed"):
-            waiter.kill()
-            waiter.wait()
-            return {"done": False, "count": self.banned_in_firewall(action), "of": size,
-                    "problem": "fail2ban_ban failed: %s" % result_of_host.get("msg")}
-        try:
-            waited = json.loads(waiter.communicate(timeout=cap + 40)[0])
-        except subprocess.TimeoutExpired:
-            waiter.kill()
-            waiter.communicate()
-            waited = {"done": False, "count": self.banned_in_firewall(action), "epoch": None}
-        run = {"done": waited["done"], "count": waited["count"], "of": size,
-               "task_s": round(end - start, 3),
-               "batches": result_of_host.get("batches"),
-               "added_count": result_of_host.get("added_count")}
-        if waited["done"]:
-            # From the task's start to the first poll that found every ban in the firewall (a poll of
-            # 100,000 elements takes a moment itself: last_poll_s).
-            run["seconds"] = round(waited["epoch"] - start, 3)
-            run["poll_s"] = waited.get("last_poll_s")
+                run["problem"] = "no task report from ansible-playbook (rc %s), see the log" % rc
+        if task is not None:
+            host_result = next(iter(task["hosts"].values()))
+            start = parse_iso(task["task"]["duration"]["start"])
+            run["task_s"] = round(parse_iso(task["task"]["duration"]["end"]) - start, 3)
+            run["batches"] = host_result.get("batches")
+            if host_result.get("failed"):
+                run["problem"] = "fail2ban_ban failed: %s" % host_result.get("msg")
+            elif waited["done"]:
+                # From the task's start to the first poll that found every ban in the firewall.
+                run["seconds"] = round(waited["epoch"] - start, 3)
+                run["count"] = waited["count"]
+        if "seconds" not in run:
+            run["done"] = False
+            run["cap_s"] = cap
+            run["count"] = self.frozen_count(action)
         return run
 
     def restore_run(self, action, size):
         """`systemctl restart fail2ban`; time until the firewall holds all `size` bans again."""
         cap = self.args.cap
         script = ("set -e; t0=$(date +%%s.%%N); systemctl restart fail2ban; t1=$(date +%%s.%%N); "
-                  "before=$(python3 %s count %s %s); echo \"$t0 $t1 $before\"; "
-                  "exec python3 %s wait %s %s %d %d"
-                  % (PROBE, backend(action), BAN_NETWORK, PROBE, backend(action), BAN_NETWORK, size, cap))
-        done = self.exec("web", ["sh", "-c", script], timeout=cap + 120)
+                  "echo \"$t0 $t1\"; exec python3 %s wait %s %s %d %d"
+                  % (PROBE, backend(action), BAN_NETWORK, size, cap))
+        done = self.exec("web", ["sh", "-c", script], timeout=cap + 300)
         first, _, rest = done.stdout.partition("\n")
-        t0, t1, _ = first.split(" ", 2)
+        t0, t1 = first.split()
         waited = json.loads(rest)
-        run = {"done": waited["done"], "count": waited["count"], "of": size,
-               "restart_command_s": round(float(t1) - float(t0), 3)}
+        run = {"done": waited["done"], "of": size, "restart_command_s": round(float(t1) - float(t0), 3)}
         if waited["done"]:
             run["seconds"] = round(waited["epoch"] - float(t0), 3)
+            run["count"] = waited["count"]
+        else:
+            run["cap_s"] = cap
+            run["count"] = self.frozen_count(action)
         return run
 
     def memory(self):
@@ -464,7 +469,12 @@ exit 1
             entry = results.setdefault(str(size), {"ban": [], "restore": [], "memory": []})
             if given_up is not None:
                 entry["skipped"] = "not run: %d bans did not finish within %d s" % (given_up, self.args.cap)
-            for repeat in range(self.args.repeats if given_up is None else 0):
+            repeats = self.args.large_repeats if size >= 100000 else self.args.repeats
+            for repeat in range(repeats if given_up is None else 0):
+                if self.over_budget():
+                    entry["cut"] = "%d of %d runs: the bench's time budget (--budget %d s) ran out" % (
+                        repeat, repeats, self.args.budget)
+                    break
                 self.reset(action)
                 ban = self.ban_run(action, size)
                 entry["ban"].append(ban)
@@ -492,6 +502,14 @@ exit 1
                     self.reset(action)
                     self.perpacket_at(action, size)
         self.reset(action)
+
+    def over_budget(self):
+        over = time.time() - self.started > self.args.budget
+        if over and not self.results.get("over_budget"):
+            self.results["over_budget"] = True
+            self.results["notes"].append("the time budget of %d s ran out: later repeats were skipped (see the "
+                                         "run counts)" % self.args.budget)
+        return over
 
     def perpacket_at(self, action, size):
         """Per-packet cost with `size` bans: those fail2ban holds, topped up directly if it fell short."""
@@ -534,6 +552,9 @@ exit 1
 
     def save(self):
         self.results["wall_s"] = round(time.time() - self.started, 1)
+        # How busy the machine was (other work skews every figure): 1-minute load average, start and end.
+        self.results.setdefault("load_average", {}).setdefault("start", self.load_at_start)
+        self.results["load_average"]["end"] = round(os.getloadavg()[0], 1)
         with open(os.path.join(self.out, "results.json"), "w") as handle:
             json.dump(self.results, handle, indent=2)
         import report  # tools/bench/report.py
@@ -598,7 +619,10 @@ def parse_args(argv):
     parser.add_argument("--latency-runs", type=int, default=5 if quick else 20, help="attacks per action")
     parser.add_argument("--perpacket-repeats", type=int, default=2 if quick else 3)
     parser.add_argument("--perpacket-seconds", type=float, default=3.0 if quick else 5.0)
-    parser.add_argument("--cap", type=int, default=60, help="seconds a ban or restore run may take (default 60)")
+    parser.add_argument("--large-repeats", type=int, default=1 if quick else 2, help="runs per scale size >= 100,000")
+    parser.add_argument("--cap", type=int, default=90, help="seconds a ban or restore run may take (default 90)")
+    parser.add_argument("--budget", type=int, default=2700,
+                        help="seconds for the whole bench; scale repeats past it are skipped (default 2700)")
     parser.add_argument("--skip", default="", help="comma-separated: restore")
     parser.add_argument("--distro", default="bookworm", choices=testbed.DISTROS)
     parser.add_argument("--keep", action="store_true", help="leave the testbed up at the end")

@@ -69,13 +69,13 @@ def wait_for(condition, seconds=20):
 
 
 def flood(client, web_ip, requests=40):
-    """HTTP status codes of a bounded burst of requests; stops at the first one that gets no answer."""
-    script = (
-        "for i in $(seq 1 %d); do "
-        "curl -s -o /dev/null -w '%%{http_code}\\n' --max-time 2 http://%s/ || { echo timeout; break; }; "
-        "done" % (requests, web_ip)
-    )
-    return client.check_output(script).split()
+    """HTTP status codes of a bounded burst: one curl, 10 requests at a time, 2 s each at most (000: no answer).
+
+    One process rather than a loop of curls, so that the burst beats 5 r/s + 5 even on a loaded machine.
+    """
+    command = ("curl -s -o /dev/null -w '%%{http_code}\\n' --max-time 2 --parallel --parallel-max 10 "
+               "'http://%s/?flood=[1-%d]'" % (web_ip, requests))
+    return client.run(command).stdout.split()
 
 
 def can_connect(client, web_ip):
@@ -141,7 +141,7 @@ def test_allowlisted_client_flooding_is_never_banned(host, allowed):
     web_ip, client_ip = ipv4(host), ipv4(allowed)
     codes = flood(allowed, web_ip)
     # NGINX rejected it, and fail2ban saw the rejections and ignored them.
-    assert "429" in codes and "timeout" not in codes
+    assert "429" in codes and "000" not in codes, codes
     assert wait_for(lambda: "Ignore %s by ip" % client_ip in host.file("/var/log/fail2ban.log").content_string)
     time.sleep(2)
     for jail in EXPECTED_JAILS:
@@ -153,7 +153,7 @@ def test_flood_from_a_second_container_is_banned(host, attacker):
     web_ip, attacker_ip = ipv4(host), ipv4(attacker)
     assert can_connect(attacker, web_ip)
     codes = flood(attacker, web_ip)
-    assert "429" in codes
+    assert "429" in codes, codes
     assert wait_for(lambda: attacker_ip in banned(host, "nginx-req-limit") and attacker_ip in banned(host, "nginx-req-limit-ipt"))
     # Each jail has its own set (nftables) or chain (iptables), holding the attacker.
     assert attacker_ip in nft_set(host, "addr-set-nginx-req-limit")

@@ -7,6 +7,16 @@ Use it in a jail (the options are those of the stock nftables action)::
 
     action = floodguard_nftables.py[port="http,https", protocol=tcp, blocktype=drop]
 
+Options: ``port`` (names, numbers, low:high ranges; 0:65535 or all = every port), ``protocol``
+(tcp, udp, ... or all), ``blocktype`` (drop, reject, reject with ...), ``name`` (names the sets;
+default: the jail's name), ``chainpriority`` (default -10, before the filter chains) and
+``flushdelay`` (default 0.05 s: how long a burst of bans gathers before it is written).
+Twice in one jail (say tcp and udp), each needs its own ``actname=`` and ``name=``. It uses
+libnftables (Debian package python3-nftables) and falls back to one ``nft`` run per batch.
+Check options before writing a jail (``fail2ban-client -t`` does not load Python actions)::
+
+    python3 /etc/fail2ban/action.d/floodguard_nftables.py port=http,https protocol=tcp
+
 Why not the stock nftables action: it runs one ``nft`` process per ban and unban (about 6 ms
 each), so banning or restoring 100,000 addresses takes ten minutes. This action runs in the
 fail2ban server process: ban() and unban() only record the wanted state of an address, and a
@@ -31,6 +41,7 @@ import re
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
 
@@ -48,6 +59,8 @@ PORT_PROTOCOLS = frozenset(("tcp", "udp", "sctp", "dccp", "udplite"))
 # nft identifiers allow letters, digits, '_', '-', '.' and '/'; '/' is left out on purpose.
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,200}$")
 BLOCKTYPE_PATTERN = re.compile(r"^(drop|reject(?: with [a-z0-9 -]+)?)$")
+# What a jail may set, as in action = floodguard_nftables.py[port="http,https", ...].
+OPTIONS = ("name", "port", "protocol", "blocktype", "chainpriority", "flushdelay")
 # Elements per nft command: keeps each netlink transaction and its error message small.
 CHUNK = 5000
 # A systematic failure must not write thousands of identical lines into the fail2ban log.
@@ -140,6 +153,11 @@ class Settings:
             (6, True): "f2b-%s-v6net" % self.name,
         }
 
+    @classmethod
+    def from_options(cls, jail_name, options):
+        # jail.conf's action_ also passes 'chain' (an iptables chain name), which has no use here.
+        return cls(jail_name, **dict((key, value) for key, value in options.items() if key in OPTIONS))
+
     def __eq__(self, other):
         return isinstance(other, Settings) and vars(self) == vars(other)
 
@@ -227,13 +245,11 @@ class NftablesAction(ActionBase):
         self._apply_lock = threading.Lock()  # one writer at a time: flusher, flush(), stop()
 
     def _read_settings(self, options):
-        ignored = sorted(set(options) - {"name", "port", "protocol", "blocktype", "chainpriority", "flushdelay"})
+        ignored = sorted(set(options) - set(OPTIONS))
         if ignored:
-            # jail.conf's action_ passes 'chain' (an iptables chain name); it has no use here.
             self._logSys.debug("[%s] %s: options not used by this action: %s", self._jail.name, self._name, ", ".join(ignored))
-        known = dict((key, value) for key, value in options.items() if key not in ignored)
         try:
-            return Settings(self._jail.name, **known)
+            return Settings.from_options(self._jail.name, options)
         except NftablesConfigError as error:
             self._logSys.error("[%s] action %s: %s", self._jail.name, self._name, error)
             raise
@@ -244,13 +260,15 @@ class NftablesAction(ActionBase):
         if nftables is None:
             self._logSys.warning("[%s] python3-nftables is not installed: %s runs the nft program once per batch instead",
                                  self._jail.name, self._name)
-        # Started first: if the chain cannot be created now, each batch retries it and logs why.
+        with self._apply_lock:
+            # A crash may have left elements behind; fail2ban restores the bans it still holds right
+            # after start(). Under the lock, so that no ban recorded meanwhile is written before the flush.
+            error = self._nft.run("\n".join(self._settings.create_commands(flush_sets=True)))
+        # Started even after an error: then each batch tries to create the chain again and logs why.
         self._stopping = False
         self._flusher = threading.Thread(target=self._flush_loop, name="f2b/%s.%s" % (self._jail.name, self._name))
         self._flusher.daemon = True
         self._flusher.start()
-        # A crash may have left elements behind; fail2ban restores the bans it still holds right after start().
-        error = self._nft.run("\n".join(self._settings.create_commands(flush_sets=True)))
         if error:
             raise RuntimeError("cannot create nftables chain %s and its sets: %s" % (self._settings.chain, error))
 
@@ -423,3 +441,29 @@ class NftablesAction(ActionBase):
 
 
 Action = NftablesAction
+
+
+def main(argv):
+    """Check action options the way the jail would pass them, for config validation.
+
+    `fail2ban-client -t` does not load Python actions, so a bad port would only show when the
+    server refuses to start. Usage: python3 floodguard_nftables.py [port=http,https] [protocol=tcp] ...
+    """
+    options = {}
+    for argument in argv:
+        key, separator, value = argument.partition("=")
+        if not separator:
+            sys.stderr.write("%r is not option=value\n" % argument)
+            return 2
+        options[key] = value
+    try:
+        settings = Settings.from_options(options.get("name", "jail"), options)
+    except NftablesConfigError as error:
+        sys.stderr.write("floodguard_nftables: %s\n" % error)
+        return 1
+    sys.stdout.write("OK: %s\n" % " ".join(part for part in (settings.match, settings.blocktype) if part))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -286,3 +286,12 @@ def test_reload_with_new_ports_keeps_the_bans():
         assert elements("f2b-manual-v4") == ["192.0.2.1"]
     finally:
         action.stop()
+
+
+def test_command_line_check_validates_jail_options(capsys):
+    # what the role can run before it writes a jail, since fail2ban-client -t skips Python actions
+    assert action_module.main(["port=http,https", "protocol=tcp", "blocktype=drop", "chain=INPUT"]) == 0
+    assert "meta l4proto { tcp } th dport { 80, 443 } drop" in capsys.readouterr().out
+    assert action_module.main(["port=htttp"]) == 1
+    assert "port: unknown service name 'htttp'" in capsys.readouterr().err
+    assert action_module.main(["port"]) == 2
