@@ -8,7 +8,8 @@ Python 3 standard library, so it runs on a bare Debian host as copied.
 
 Every run is bounded twice: --requests (per source) and --duration (wall seconds, whole run); both
 are required and capped. Each request opens its own TCP connection from its source address (so a
-firewall ban applies to the very next request) and gives up after --timeout seconds.
+firewall ban applies to the very next request); it gives up connecting after --timeout seconds and
+waiting for the answer after --read-timeout seconds.
 
 Every request ends as one of:
   served    a 2xx answer
@@ -60,6 +61,7 @@ class SourceStats:
         self.rate = rate
         self.lock = threading.Lock()
         self.next_index = 0
+        self.next_start = None
         self.sent = 0
         self.statuses = {}
         self.errors = {}
@@ -73,14 +75,21 @@ class SourceStats:
         self.latencies_ms = []
         self.timeline = {}
 
-    def claim(self):
-        """Index of this source's next request, or None when its request budget is spent."""
+    def claim(self, now):
+        """When this source's next request may start (monotonic time), or None when its budget is spent.
+
+        With a rate, starts are at least 1/rate apart: a source held up by slow answers never catches up
+        in a burst, so a client below the rate stays below it.
+        """
         with self.lock:
             if self.next_index >= self.max_requests or self.stopped_by_drops:
                 return None
-            index = self.next_index
             self.next_index += 1
-            return index
+            if not self.rate:
+                return now
+            start = now if self.next_start is None else max(now, self.next_start)
+            self.next_start = start + 1.0 / self.rate
+            return start
 
     def record(self, elapsed_s, status, latency_ms, error, stop_after_drops):
         """Count one finished request: an HTTP status, or an error ("dropped:..." or "failed:...")."""
@@ -108,7 +117,9 @@ class SourceStats:
             else:
                 self.errors[error] = self.errors.get(error, 0) + 1
             if outcome != "dropped":
-                self.consecutive_drops = 0
+                # Only an answer ends a run of drops: requests in flight when the ban came fail instead.
+                if outcome != "failed":
+                    self.consecutive_drops = 0
                 return
             if self.first_drop_s is None:
                 self.first_drop_s = elapsed_s
@@ -172,7 +183,7 @@ def _error_name(exc):
     return type(exc).__name__
 
 
-def send_one(target, source, method, body, timeout, tls_context):
+def send_one(target, source, args):
     """One request on a fresh connection.
 
     Returns (status, latency_ms, None) for an answer, (None, None, "dropped:<why>") when the connection
@@ -180,13 +191,14 @@ def send_one(target, source, method, body, timeout, tls_context):
     complete answer came (an overloaded upstream, a reset).
     """
     source_address = (source, 0) if source else None
+    timeout = args.timeout
     headers = {"Connection": "close", "User-Agent": "floodguard-flood/1"}
-    if body is not None:
+    if args.body is not None:
         headers["Content-Type"] = "application/x-www-form-urlencoded"
     started = time.monotonic()
     if target.scheme == "https":
         connection = http.client.HTTPSConnection(
-            target.hostname, target.port, timeout=timeout, source_address=source_address, context=tls_context,
+            target.hostname, target.port, timeout=timeout, source_address=source_address, context=args.tls_context,
         )
     else:
         connection = http.client.HTTPConnection(target.hostname, target.port, timeout=timeout, source_address=source_address)
@@ -198,7 +210,9 @@ def send_one(target, source, method, body, timeout, tls_context):
         except OSError as exc:
             return None, None, "dropped:" + _error_name(exc)
         try:
-            connection.request(method, target.path_and_query, body=body, headers=headers)
+            # The answer may take --read-timeout, not --timeout (which bounds the connect).
+            connection.sock.settimeout(args.read_timeout)
+            connection.request(args.method, target.path_and_query, body=args.body, headers=headers)
             response = connection.getresponse()
             response.read()
         except (OSError, http.client.HTTPException) as exc:
@@ -208,24 +222,16 @@ def send_one(target, source, method, body, timeout, tls_context):
         connection.close()
 
 
-def worker(stats, target, args, run_started, deadline):
+def worker(stats, target, args, deadline):
     while True:
-        index = stats.claim()
-        if index is None:
+        start = stats.claim(time.monotonic())
+        if start is None or start >= deadline:
             return
-        if stats.rate:
-            # Pace the source as a whole: request i is due at i / rate seconds after the start
-            # (open loop: a source held up by slow answers catches up, as real clients do).
-            due = run_started + index / stats.rate
-            pause = due - time.monotonic()
-            if pause > 0:
-                if due >= deadline:
-                    return
-                time.sleep(pause)
-        if time.monotonic() >= deadline:
-            return
-        status, latency_ms, error = send_one(target, stats.address, args.method, args.body, args.timeout, args.tls_context)
-        stats.record(time.monotonic() - run_started, status, latency_ms, error, args.stop_after_drops)
+        pause = start - time.monotonic()
+        if pause > 0:
+            time.sleep(pause)
+        status, latency_ms, error = send_one(target, stats.address, args)
+        stats.record(time.monotonic() - args.run_started, status, latency_ms, error, args.stop_after_drops)
 
 
 class Target:
@@ -293,7 +299,12 @@ def parse_args(argv):
     )
     parser.add_argument(
         "--timeout", type=_bounded(float, 0.05, MAX_TIMEOUT_SECONDS), default=1.0,
-        help="seconds per request for connect and answer (default 1)",
+        help="seconds to open a connection (default 1); longer counts as dropped",
+    )
+    parser.add_argument(
+        "--read-timeout", type=_bounded(float, 0.05, MAX_TIMEOUT_SECONDS), default=None,
+        help="seconds to wait for the answer once connected (default: --timeout); longer counts as failed. "
+        "A short one makes a flood fire and forget, as real floods do, instead of waiting for a slow API",
     )
     parser.add_argument(
         "--stop-after-drops", type=_bounded(int, 0, MAX_REQUESTS_PER_SOURCE), default=0, metavar="N",
@@ -321,6 +332,8 @@ def parse_args(argv):
             "%d sources x --concurrency %d is more than %d threads: lower --concurrency"
             % (len(args.sources), args.concurrency, MAX_THREADS)
         )
+    if args.read_timeout is None:
+        args.read_timeout = args.timeout
     args.body = args.data.encode("utf-8") if args.data is not None else None
     args.tls_context = ssl._create_unverified_context() if args.insecure else ssl.create_default_context()
     return args
@@ -329,17 +342,17 @@ def parse_args(argv):
 def run(args):
     """Floods the target from every source at once and returns the JSON-ready report."""
     all_stats = [SourceStats(source, args.requests, args.rate) for source in args.sources]
-    run_started = time.monotonic()
+    args.run_started = run_started = time.monotonic()
     deadline = run_started + args.duration
     threads = [
-        threading.Thread(target=worker, args=(stats, args.target, args, run_started, deadline), daemon=True)
+        threading.Thread(target=worker, args=(stats, args.target, args, deadline), daemon=True)
         for stats in all_stats
         for _ in range(args.concurrency)
     ]
     for thread in threads:
         thread.start()
     # A request started just before the deadline still ends within its own timeout.
-    join_deadline = deadline + args.timeout + 1.0
+    join_deadline = deadline + args.timeout + args.read_timeout + 1.0
     for thread in threads:
         thread.join(max(0.0, join_deadline - time.monotonic()))
     elapsed = time.monotonic() - run_started
@@ -356,6 +369,7 @@ def run(args):
         "concurrency": args.concurrency,
         "rate": args.rate,
         "timeout_s": args.timeout,
+        "read_timeout_s": args.read_timeout,
         "elapsed_s": round(elapsed, 3),
         "totals": totals,
         "sources": sources,

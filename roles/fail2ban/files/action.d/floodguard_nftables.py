@@ -7,7 +7,8 @@ Use it in a jail (the options are those of the stock nftables action)::
 
     action = floodguard_nftables.py[port="http,https", protocol=tcp, blocktype=drop]
 
-Options: ``port`` (names, numbers, low:high ranges; 0:65535 or all = every port), ``protocol``
+Options: ``allowlist`` (addresses and networks never blocked, even if banned), ``port``
+(names, numbers, low:high ranges; 0:65535 or all = every port), ``protocol``
 (tcp, udp, ... or all), ``blocktype`` (drop, reject, reject with ...), ``name`` (names the sets;
 default: the jail's name), ``chainpriority`` (default -10, before the filter chains) and
 ``flushdelay`` (default 0.05 s: how long a burst of bans gathers before it is written).
@@ -60,7 +61,7 @@ PORT_PROTOCOLS = frozenset(("tcp", "udp", "sctp", "dccp", "udplite"))
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,200}$")
 BLOCKTYPE_PATTERN = re.compile(r"^(drop|reject(?: with [a-z0-9 -]+)?)$")
 # What a jail may set, as in action = floodguard_nftables.py[port="http,https", ...].
-OPTIONS = ("name", "port", "protocol", "blocktype", "chainpriority", "flushdelay")
+OPTIONS = ("name", "port", "protocol", "blocktype", "chainpriority", "flushdelay", "allowlist")
 # Elements per nft command: keeps each netlink transaction and its error message small.
 CHUNK = 5000
 # A systematic failure must not write thousands of identical lines into the fail2ban log.
@@ -123,12 +124,30 @@ def build_match(port, protocol):
     return "%s th dport { %s }" % (protocol_match, ", ".join(ports))
 
 
+def parse_allowlist(value):
+    """Return {IP version: [networks]} for the addresses that must never be blocked.
+
+    `fail2ban-client set <jail> banip` does not consult the jail's ignoreip, so the firewall
+    rule is the last place where an operator's own address can be kept reachable.
+    """
+    by_version = {}
+    for word in _split_words(value):
+        try:
+            network = ipaddress.ip_network(word, strict=False)
+        except ValueError:
+            raise NftablesConfigError("allowlist: %r is not an IP address or network (names are not resolved here)" % word) from None
+        by_version.setdefault(network.version, []).append(network)
+    # Merged, since an nft set refuses overlapping intervals.
+    return dict((version, [str(net) for net in ipaddress.collapse_addresses(networks)]) for version, networks in by_version.items())
+
+
 class Settings:
     """The action options, checked; equal settings mean nothing to change on reload."""
 
     def __init__(self, jail_name, name=None, port="0:65535", protocol="tcp", blocktype="drop",
-                 chainpriority="-10", flushdelay="0.05"):
+                 chainpriority="-10", flushdelay="0.05", allowlist=""):
         self.name = str(name or jail_name)
+        self.allowlist = parse_allowlist(allowlist)
         if not NAME_PATTERN.match(self.name):
             raise NftablesConfigError(
                 "name: %r cannot be part of an nftables set name; use letters, digits, '_', '-' or '.'" % self.name)
@@ -175,6 +194,9 @@ class Settings:
         commands.append("add chain %s %s { type filter hook input priority %d; policy accept; }" % (TABLE, self.chain, self.priority))
         # Rewrite the rules every time so that a changed port or blocktype takes effect.
         commands.append("flush chain %s %s" % (TABLE, self.chain))
+        for version, networks in sorted(self.allowlist.items()):
+            # Allowed addresses leave this chain before any ban rule, whatever fail2ban was told.
+            commands.append("add rule %s %s %s saddr { %s } return" % (TABLE, self.chain, "ip" if version == 4 else "ip6", ", ".join(networks)))
         for (version, _network), set_name in sorted(self.sets.items()):
             address = "ip" if version == 4 else "ip6"
             rule = " ".join(part for part in (self.match, "%s saddr @%s" % (address, set_name), self.blocktype) if part)

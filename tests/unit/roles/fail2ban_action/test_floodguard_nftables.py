@@ -146,6 +146,7 @@ def test_port_and_protocol_become_an_nft_match(port, protocol, expected):
         ({"blocktype": "accept"}, "blocktype: 'accept'"),
         ({"name": "web; flush ruleset"}, "name: 'web; flush ruleset'"),
         ({"flushdelay": "5"}, "flushdelay"),
+        ({"allowlist": "192.0.2.1 office.example"}, "allowlist: 'office.example' is not an IP address"),
     ],
 )
 def test_bad_options_are_refused_with_the_option_named(options, fragment):
@@ -295,3 +296,18 @@ def test_command_line_check_validates_jail_options(capsys):
     assert action_module.main(["port=htttp"]) == 1
     assert "port: unknown service name 'htttp'" in capsys.readouterr().err
     assert action_module.main(["port"]) == 2
+
+
+@pytest.mark.usefixtures("netns")
+def test_allowlisted_addresses_leave_the_chain_before_the_ban_rules():
+    jail, action = make_action(allowlist="192.0.2.0/25 192.0.2.1 10.0.0.0/8, 2001:db8::/32")
+    action.start()
+    try:
+        ban(action, jail, "192.0.2.1")  # banned in fail2ban and in the set, yet let through
+        wait_until(lambda: elements("f2b-manual-v4") == ["192.0.2.1"])
+        rules = [line.strip() for line in nft("list", "chain", "inet", "floodguard", "f2b-manual").splitlines() if "saddr" in line]
+        assert rules[0] == "ip saddr { 10.0.0.0/8, 192.0.2.0/25 } return"
+        assert rules[1] == "ip6 saddr 2001:db8::/32 return"
+        assert all("return" not in rule for rule in rules[2:]) and len(rules) == 6
+    finally:
+        action.stop()
