@@ -112,7 +112,10 @@ def plan(args):
     if not hosts:
         raise TestbedError("give at least one --host NAME:IPV4")
     if args.subnet:
-        subnet = ipaddress.IPv4Network(args.subnet, strict=False)
+        try:
+            subnet = ipaddress.IPv4Network(args.subnet, strict=False)
+        except ValueError:
+            raise TestbedError("--subnet %r is not an IPv4 network such as 172.29.0.0/24" % args.subnet)
     else:
         subnet = ipaddress.IPv4Network("%s/24" % next(iter(hosts.values())), strict=False)
     gateway = subnet.network_address + 1

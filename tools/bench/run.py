@@ -183,7 +183,7 @@ class Bench:
         started = time.monotonic()
         extra = {"fail2ban_banaction": action, "nginx_ratelimit_allowlist": [CLIENT + "/32"],
                  "fail2ban_ignoreip": [CLIENT + "/32"]}
-        rc, output = self.playbook(os.path.join(HERE, "converge.yml"), extra, "converge-" + action, timeout=900)
+        rc, output = self.playbook(os.path.join(HERE, "converge.yml"), extra, "converge-" + action, timeout=1800)
         if rc != 0:
             print(output[-4000:], file=sys.stderr)
             raise RuntimeError("converging the web host failed; log: %s/logs/converge-%s.log" % (self.out, action))
@@ -516,14 +516,16 @@ exit 1
         held = self.banned_in_firewall(action)
         note = None
         if held < size:
-            # fail2ban could not get there within the cap: stop it (so it adds nothing more) and load the
-            # rest straight into the firewall in the very shape its action uses.
-            self.exec("web", ["systemctl", "kill", "--signal=SIGKILL", "fail2ban"], check=False)
+            # fail2ban could not get there within the cap: freeze it (SIGSTOP, so that it adds nothing more;
+            # killed, systemd would restart it and its action would flush the set) and load the rest straight
+            # into the firewall in the very shape its action uses.
+            freeze = ["systemctl", "kill", "--signal=SIGSTOP", "fail2ban"]
+            self.exec("web", freeze, check=False)
             if held == 0:
                 self.reset(action)
                 # One ban through fail2ban gives the set or chain (and its rule) to copy.
                 self.exec("web", ["fail2ban-client", "set", MANUAL_JAIL, "banip", str(next(BAN_NETWORK.hosts()))])
-                self.exec("web", ["systemctl", "kill", "--signal=SIGKILL", "fail2ban"], check=False)
+                self.exec("web", freeze, check=False)
             filled = self.probe("fill", backend(action), BAN_NETWORK, size, timeout=600)
             note = ("fail2ban did not get to %s bans within the cap, so %s of them were loaded straight into the "
                     "firewall (%.1f s), in the very set or rule shape its action creates"

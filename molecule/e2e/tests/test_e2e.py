@@ -152,4 +152,5 @@ def test_logrotate_does_not_stop_detection(web, attacker, url, rotation_address,
     assert summary["rejected"] > 0, summary
     _, waited = wait_until("the address flooding after logrotate is banned", lambda: rotation_address in banned(web))
     assert summary["stopped_by_drops"], summary
-    print("banned after logrotate; first reject to first drop %.1f s" % (summary["first_drop_s"] - summary["first_reject_s"]))
+    print("banned after logrotate (%.1f s after the flood ended); first reject to first drop %.1f s" % (
+        waited, summary["first_drop_s"] - summary["first_reject_s"]))
