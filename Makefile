@@ -9,7 +9,7 @@ BIN := $(CURDIR)/$(VENV)/bin
 PYTHON ?= python3
 DISTROS ?= bookworm trixie
 # Molecule scenarios, run in this order on every distro in DISTROS.
-SCENARIOS ?= default
+SCENARIOS ?= default nginx_ratelimit fail2ban modules operator_playbooks e2e
 STAGE := tools/stage.sh
 export PATH := $(BIN):$(PATH)
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.cache/collections

@@ -14,8 +14,7 @@ case "$suite" in
 esac
 mirror="${FLOODGUARD_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 image="floodguard-test:${suite}"
-here="$(cd "$(dirname "$0")" && pwd)"
-recipe_hash="$(cat "$0" | sha256sum | cut -c1-16)"
+recipe_hash="$(sha256sum <"$0" | cut -c1-16)"
 
 current="$(docker image inspect --format '{{ index .Config.Labels "floodguard.recipe" }}' "$image" 2>/dev/null || true)"
 if [ "$current" = "$recipe_hash" ]; then

@@ -12,6 +12,12 @@ if [ "${#need_apt[@]}" -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
+# Every systemd container takes inotify instances; the kernel's default of 128 per user runs out with
+# about twenty of them (two scenarios side by side), and systemd then exits 255 without a word.
+if [ "$(sysctl -n fs.inotify.max_user_instances)" -lt 1024 ]; then
+  sysctl -qw fs.inotify.max_user_instances=1024
+fi
+
 if docker info >/dev/null 2>&1; then
   exit 0
 fi

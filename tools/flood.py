@@ -347,7 +347,7 @@ def run(args):
     threads = [
         threading.Thread(target=worker, args=(stats, args.target, args, deadline), daemon=True)
         for stats in all_stats
-        for _ in range(args.concurrency)
+        for _connection in range(args.concurrency)
     ]
     for thread in threads:
         thread.start()

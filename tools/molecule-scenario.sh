@@ -6,6 +6,8 @@ set -euo pipefail
 scenario="${1:?usage: $0 SCENARIO bookworm|trixie}"
 export MOLECULE_DISTRO="${2:?usage: $0 SCENARIO bookworm|trixie}"
 log_dir=".cache/molecule-logs"
+# Molecule keeps one state directory per scenario: give each distro its own, so that both can run at once.
+export MOLECULE_EPHEMERAL_DIRECTORY="$PWD/.cache/molecule-state/$scenario-$MOLECULE_DISTRO"
 export NO_COLOR=1 PY_COLORS=0 ANSIBLE_FORCE_COLOR=0
 mkdir -p "$log_dir"
 

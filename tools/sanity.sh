@@ -46,7 +46,10 @@ done
 # Sanity runs on the source files that git knows about (tracked or new, not ignored).
 tree="$scratch/ansible_collections/floodguard/shield"
 mkdir -p "$tree"
-(cd "$repo" && git ls-files --cached --others --exclude-standard -z | xargs -0 -I{} cp --parents {} "$tree/" 2>/dev/null || true)
+# (--cached also lists files deleted from the work tree but not yet from the index: skip those.)
+(cd "$repo" && git ls-files --cached --others --exclude-standard -z | while IFS= read -r -d '' file; do
+  if [ -e "$file" ]; then cp --parents "$file" "$tree/"; fi
+done)
 cd "$tree"
 python_version="$("$bin/python" -c 'import sys;print("%d.%d" % sys.version_info[:2])')"
 "$bin/ansible-test" sanity --local --python "$python_version" --requirements --color no

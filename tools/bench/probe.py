@@ -16,6 +16,7 @@ once it drops packets, whatever fail2ban reports. Set elements may be ranges or 
 """
 
 import ipaddress
+import itertools
 import json
 import re
 import subprocess
@@ -70,7 +71,7 @@ def holds(sample, sets):
     """Whether one IPv4 set of `sets` holds every address of `sample` (`nft get element`, no dump)."""
     for family, table, name in sets:
         done = subprocess.run(["nft", "get", "element", family, table, name, "{ %s }" % ", ".join(sample)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV, check=False)
         if done.returncode == 0:
             return True
     return False
@@ -85,7 +86,7 @@ def wait(backend, network, wanted, limit_s):
     which costs nothing, and only then the whole set is counted, once. iptables rules change one at a time
     and are simply counted. `count` is None when the limit passed (the caller counts once bans stop).
     """
-    addresses = [str(address) for _, address in zip(range(wanted), network.hosts())]
+    addresses = [str(address) for address in itertools.islice(network.hosts(), wanted)]
     sample = sorted(set(addresses[-32:] + addresses[::max(1, wanted // 64)] + sorted(addresses)[-8:]))
     started = time.monotonic()
     polls = 0
@@ -112,7 +113,7 @@ def wait(backend, network, wanted, limit_s):
 
 def main_pid(unit):
     out = subprocess.run(["systemctl", "show", "-p", "MainPID", "--value", unit], stdout=subprocess.PIPE,
-                         universal_newlines=True, env=ENV).stdout.strip()
+                         universal_newlines=True, env=ENV, check=False).stdout.strip()
     return int(out) if out.isdigit() and out != "0" else None
 
 
@@ -130,7 +131,7 @@ def nginx_zones():
     Resident size = the sum over NGINX's processes of the mapping's Pss (proportional share), which counts
     each resident page of the zone once however many workers touched it.
     """
-    pids = subprocess.run(["pgrep", "-x", "nginx"], stdout=subprocess.PIPE, universal_newlines=True).stdout.split()
+    pids = subprocess.run(["pgrep", "-x", "nginx"], stdout=subprocess.PIPE, universal_newlines=True, check=False).stdout.split()
     zones = {}
     for pid in pids:
         try:

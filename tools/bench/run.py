@@ -24,6 +24,7 @@ testbed is removed at the end (--keep to keep it). Results: bench/results/<UTC t
 import argparse
 import datetime
 import ipaddress
+import itertools
 import json
 import math
 import os
@@ -100,7 +101,7 @@ class Bench:
     def exec(self, host, argv, timeout=120, check=True, stdin=None):
         done = subprocess.run(["docker", "exec", "-i" if stdin is not None else "-t=false", self.container(host)]
                               + list(argv), input=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              universal_newlines=True, timeout=timeout)
+                              universal_newlines=True, timeout=timeout, check=False)
         if check and done.returncode != 0:
             raise RuntimeError("%s on %s failed (rc %d): %s" % (" ".join(argv[:4]), host, done.returncode,
                                                                 (done.stderr or done.stdout).strip()[-2000:]))
@@ -371,20 +372,33 @@ exit 1
 
     def ban_run(self, action, size):
         """Bans `size` addresses with one fail2ban_ban task; waits until the firewall holds them all."""
-        addresses = [str(address) for _, address in zip(range(size), BAN_NETWORK.hosts())]
+        addresses = [str(address) for address in itertools.islice(BAN_NETWORK.hosts(), size)]
         cap = self.args.cap
         waiter = subprocess.Popen(["docker", "exec", self.container("web"), "python3", PROBE, "wait",
                                    backend(action), str(BAN_NETWORK), str(size), str(cap)],
                                   stdout=subprocess.PIPE, universal_newlines=True)
-        rc, output = self.playbook(os.path.join(HERE, "ban.yml"),
-                                   {"bench_ban_jail": MANUAL_JAIL, "bench_ban_ips": addresses},
-                                   "ban-%s-%d" % (action, size), timeout=cap + 30, json_output=True)
+        outcome = {}
+
+        def ban():
+            outcome["rc"], outcome["output"] = self.playbook(
+                os.path.join(HERE, "ban.yml"), {"bench_ban_jail": MANUAL_JAIL, "bench_ban_ips": addresses},
+                "ban-%s-%d" % (action, size), timeout=cap + 30, json_output=True)
+
+        thread = threading.Thread(target=ban)
+        thread.start()
         try:
             waited = json.loads(waiter.communicate(timeout=cap + 60)[0])
         except (subprocess.TimeoutExpired, ValueError):
             waiter.kill()
             waiter.communicate()
             waited = {"done": False}
+        at_cap = None
+        if not waited["done"]:
+            # Count what the firewall holds at the cap: freeze fail2ban first (the ban task then ends at its
+            # own timeout), so that the count is of that moment.
+            at_cap = self.frozen_count(action)
+        thread.join()
+        rc, output = outcome.get("rc"), outcome.get("output", "")
         run = {"done": waited["done"], "of": size}
         task = None
         if rc is not None:
@@ -406,7 +420,7 @@ exit 1
         if "seconds" not in run:
             run["done"] = False
             run["cap_s"] = cap
-            run["count"] = self.frozen_count(action)
+            run["count"] = at_cap if at_cap is not None else self.frozen_count(action)
         return run
 
     def restore_run(self, action, size):
@@ -416,7 +430,7 @@ exit 1
                   "echo \"$t0 $t1\"; exec python3 %s wait %s %s %d %d"
                   % (PROBE, backend(action), BAN_NETWORK, size, cap))
         done = self.exec("web", ["sh", "-c", script], timeout=cap + 300)
-        first, _, rest = done.stdout.partition("\n")
+        first, _newline, rest = done.stdout.partition("\n")
         t0, t1 = first.split()
         waited = json.loads(rest)
         run = {"done": waited["done"], "of": size, "restart_command_s": round(float(t1) - float(t0), 3)}
@@ -438,7 +452,7 @@ exit 1
 
     def perpacket_run(self):
         """The allowlisted client, as fast as 4 connections go, for --perpacket-seconds."""
-        _, report = self.flood("client", [CLIENT], [
+        _summary, report = self.flood("client", [CLIENT], [
             "--requests", "5000", "--duration", str(self.args.perpacket_seconds), "--concurrency", "4",
             "--timeout", "5"])
         summary = report["sources"][CLIENT]
@@ -447,7 +461,7 @@ exit 1
                 "p50_ms": summary["latency_ms"].get("p50")}
 
     def perpacket(self, action, size, note=None):
-        runs = [self.perpacket_run() for _ in range(self.args.perpacket_repeats)]
+        runs = [self.perpacket_run() for _repeat in range(self.args.perpacket_repeats)]
         held = self.banned_in_firewall(action)
         entry = {"runs": runs, "banned_in_firewall": held,
                  "rate": summarize([run["rate"] for run in runs]),

@@ -59,11 +59,15 @@ def jail_list(host):
     return set(name.strip() for name in line.split(":", 1)[1].split(","))
 
 
-def wait_for(condition, seconds=20):
+def wait_for(condition, seconds=30):
+    """True once condition() holds; a failing command counts as not yet (fail2ban is still starting)."""
     deadline = time.time() + seconds
     while time.time() < deadline:
-        if condition():
-            return True
+        try:
+            if condition():
+                return True
+        except AssertionError:
+            pass
         time.sleep(0.5)
     return condition()
 
