@@ -77,7 +77,7 @@ demo: collection images
 	tools/demo.sh
 
 demo-clean: venv
-	tools/testbed.py down --name demo
+	python3 tools/testbed.py down --name demo
 
 bench: collection images $(VENV)/.bench-installed
 	tools/bench.sh

@@ -22,8 +22,8 @@ if [ "$current" = "$recipe_hash" ]; then
   exit 0
 fi
 
-# The base system: what a minimal cloud Debian host has, plus python3 for Ansible.
-base_packages="systemd,systemd-sysv,dbus,python3,python3-apt,iproute2,iputils-ping,procps,ca-certificates,curl,gnupg,less"
+# The base system: what a minimal cloud Debian host has (sudo included: the playbooks become root), plus python3 for Ansible.
+base_packages="systemd,systemd-sysv,dbus,python3,python3-apt,iproute2,iputils-ping,procps,ca-certificates,curl,gnupg,less,sudo"
 # Installed later by the roles and tests; only downloaded here into apt's cache.
 cached_packages="nginx fail2ban python3-systemd python3-pyinotify python3-nftables nftables iptables logrotate python3-django gunicorn whois apache2-utils"
 

@@ -16,7 +16,7 @@ export ANSIBLE_NOCOLOR=1 ANSIBLE_CALLBACK_RESULT_FORMAT=yaml ANSIBLE_DISPLAY_SKI
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 say "1/5 test hosts: web $web_ip and attacker $attacker_ip (Debian $distro, systemd, in Docker)"
-tools/testbed.py up --name demo --distro "$distro" --host "web:$web_ip" --host "attacker:$attacker_ip"
+python3 tools/testbed.py up --name demo --distro "$distro" --host "web:$web_ip" --host "attacker:$attacker_ip"
 docker cp tools/flood.py fg-demo-attacker:/usr/local/bin/flood.py
 
 say "2/5 the demo API, then the defence: ansible-playbook floodguard.shield.site"

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Keeps the role-variable tables in README.md in step with roles/*/meta/argument_specs.yml.
 
 Each table sits between `<!-- BEGIN role-variables ROLE -->` and `<!-- END role-variables ROLE -->`.

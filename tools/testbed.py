@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # Copyright: floodguard developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Local Debian test hosts in Docker, with an Ansible inventory: the stage for `make demo` and `make bench`.
@@ -9,10 +8,10 @@ settings as the Molecule platforms). `up` writes .cache/testbed/<name>/inventory
 connection; inventory hosts are the container names, fg-<name>-<host>, each in a group named <host>) and state.json (addresses, container names).
 
 Examples:
-  tools/testbed.py up --name demo --distro bookworm --host web:172.29.0.10 --host attacker:172.29.0.20 \\
+  python3 tools/testbed.py up --name demo --distro bookworm --host web:172.29.0.10 --host attacker:172.29.0.20 \\
       --extra-addresses attacker:20
   ansible-playbook -i .cache/testbed/demo/inventory.yml playbooks/site.yml
-  tools/testbed.py down --name demo
+  python3 tools/testbed.py down --name demo
 
 `up` replaces a testbed of the same name (fresh hosts every time). Extra addresses (for floods from many
 sources) are /32 addresses added on the host's interface, allocated in order from the subnet's network

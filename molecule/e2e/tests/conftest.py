@@ -97,7 +97,7 @@ def flood(host, url, sources, requests, duration, **options):
 
     options: concurrency, rate, timeout, stop_after_drops, timeline (see flood.py --help).
     """
-    argv = [FLOOD, url, "--requests", str(requests), "--duration", str(duration)]
+    argv = ["python3", FLOOD, url, "--requests", str(requests), "--duration", str(duration)]
     for source in sources:
         argv += ["--source", source]
     for name, value in sorted(options.items()):

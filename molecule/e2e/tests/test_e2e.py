@@ -54,7 +54,7 @@ def test_every_attacker_address_is_rejected_then_banned(web, main_flood, flood_a
     for address in flood_addresses:
         assert attack[address]["rejected"] > 0, "NGINX never rejected %s: %s" % (address, attack[address])
         assert attack[address]["other"] == 0, attack[address]
-    _, waited = wait_until("all attacker addresses banned", lambda: set(flood_addresses) <= banned(web))
+    _result, waited = wait_until("all attacker addresses banned", lambda: set(flood_addresses) <= banned(web))
     print("\nall %d addresses banned %.1f s after the flood ended" % (len(flood_addresses), waited))
     seconds_to_ban = [attack[a]["first_drop_s"] - attack[a]["first_reject_s"] for a in flood_addresses if attack[a]["first_drop_s"]]
     if seconds_to_ban:
@@ -94,7 +94,7 @@ def test_allowlisted_client_above_the_rate_is_limited_by_nothing(web, main_flood
 def test_bans_survive_a_fail2ban_restart(web, attacker, url, flood_addresses, main_flood):
     wait_until("all attacker addresses banned", lambda: set(flood_addresses) <= banned(web))
     web.run_test("systemctl restart fail2ban")
-    _, waited = wait_until("bans restored after the restart", lambda: set(flood_addresses) <= banned(web), 60)
+    _result, waited = wait_until("bans restored after the restart", lambda: set(flood_addresses) <= banned(web), 60)
     print("\nbans restored %.1f s after systemctl restart fail2ban returned" % waited)
     for address, summary in probe(attacker, url, flood_addresses).items():
         assert summary["dropped"] == summary["sent"] > 0, "%s gets through after the restart: %s" % (address, summary)
@@ -150,7 +150,7 @@ def test_logrotate_does_not_stop_detection(web, attacker, url, rotation_address,
     print("\nflood after logrotate: %s" % describe(report))
     summary = report["sources"][rotation_address]
     assert summary["rejected"] > 0, summary
-    _, waited = wait_until("the address flooding after logrotate is banned", lambda: rotation_address in banned(web))
+    _result, waited = wait_until("the address flooding after logrotate is banned", lambda: rotation_address in banned(web))
     assert summary["stopped_by_drops"], summary
     print("banned after logrotate (%.1f s after the flood ended); first reject to first drop %.1f s" % (
         waited, summary["first_drop_s"] - summary["first_reject_s"]))
