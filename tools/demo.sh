@@ -25,20 +25,21 @@ ansible-playbook -i "$inventory" playbooks/site.yml --diff | tail -n 25
 
 flood() {
   docker exec fg-demo-attacker python3 /usr/local/bin/flood.py "http://$web_ip/api/ping" \
-    --requests "$1" --duration 20 --concurrency 4 --timeout 1 --stop-after-drops 3 |
+    --requests "$1" --rate 40 --duration 20 --concurrency 4 --timeout 1 --stop-after-drops 3 |
     python3 -c 'import json,sys
 d = json.load(sys.stdin)
 for src, s in d["sources"].items():
     print("  from %s: %d served (2xx), %d rejected by NGINX (429), %d dropped by the firewall" % (src, s["served"], s["rejected"], s["dropped"]))'
 }
 
-say "3/5 the attacker floods /api/ping, well above 5 requests/s (bounded: 300 requests, 20 s)"
+say "3/5 the attacker floods /api/ping at 40 requests/s, well above 5/s (bounded: 300 requests, 20 s)"
 flood 300
 
 say "4/5 status: ansible-playbook floodguard.shield.status"
 ansible-playbook -i "$inventory" playbooks/status.yml -e jail=nginx-req-limit | sed -n '/TASK \[Summarise/,/PLAY RECAP/p'
 echo "  the firewall on the web host:"
-docker exec fg-demo-web nft list ruleset | grep -E "elements|$attacker_ip" | sed 's/^/    /' | head -n 5
+docker exec fg-demo-web nft list table inet f2b-table | grep -E "set |elements" | sed 's/^/    /'
+echo "  the attacker's requests now: $(docker exec fg-demo-attacker curl -s -o /dev/null -m 2 -w '%{http_code}' "http://$web_ip/api/ping" || true) (000: no answer, dropped)"
 
 say "5/5 unban: ansible-playbook floodguard.shield.unban -e jail=nginx-req-limit -e ips=$attacker_ip"
 ansible-playbook -i "$inventory" playbooks/unban.yml -e jail=nginx-req-limit -e "ips=$attacker_ip" |
