@@ -38,7 +38,7 @@ flood 300
 say "4/5 status: ansible-playbook floodguard.shield.status"
 ansible-playbook -i "$inventory" playbooks/status.yml -e jail=nginx-req-limit | sed -n '/TASK \[Summarise/,/PLAY RECAP/p'
 echo "  the firewall on the web host:"
-docker exec fg-demo-web nft list table inet f2b-table | grep -E "set |elements" | sed 's/^/    /'
+docker exec fg-demo-web nft list set inet floodguard f2b-nginx-req-limit-v4 | grep -E "set |elements" | sed 's/^/    /'
 echo "  the attacker's requests now: $(docker exec fg-demo-attacker curl -s -o /dev/null -m 2 -w '%{http_code}' "http://$web_ip/api/ping" || true) (000: no answer, dropped)"
 
 say "5/5 unban: ansible-playbook floodguard.shield.unban -e jail=nginx-req-limit -e ips=$attacker_ip"

@@ -87,7 +87,8 @@ def can_connect(client, web_ip):
 
 
 def nft_set(host, name):
-    return host.check_output("nft list set inet f2b-table %s" % name)
+    """The listing of one of floodguard_nftables.py's sets, e.g. f2b-manual-v6."""
+    return host.check_output("nft list set inet floodguard %s" % name)
 
 
 def managed_state(host):
@@ -124,7 +125,7 @@ def test_configuration_lives_in_drop_in_files(host):
     jails = host.file("/etc/fail2ban/jail.d/floodguard.local").content_string
     assert "[nginx-req-limit]" in jails and "findtime = 5" in jails and "maxretry = 2" in jails
     actions = host.file("/etc/fail2ban/jail.d/floodguard-banactions.local").content_string
-    assert "nftables[type=multiport, name=nginx-req-limit, " in actions
+    assert 'floodguard_nftables.py[name=nginx-req-limit, port="http,https", ' in actions
     assert "iptables-multiport[name=nginx-req-limit-ipt, " in actions
     assert "blocktype=drop" in actions
     assert "blocktype = DROP" in host.file("/etc/fail2ban/action.d/iptables.local").content_string
@@ -160,7 +161,7 @@ def test_flood_from_a_second_container_is_banned(host, attacker):
     assert "429" in codes, codes
     assert wait_for(lambda: attacker_ip in banned(host, "nginx-req-limit") and attacker_ip in banned(host, "nginx-req-limit-ipt"))
     # Each jail has its own set (nftables) or chain (iptables), holding the attacker.
-    assert attacker_ip in nft_set(host, "addr-set-nginx-req-limit")
+    assert wait_for(lambda: attacker_ip in nft_set(host, "f2b-nginx-req-limit-v4"))
     chain = host.check_output("iptables -S f2b-nginx-req-limit-ipt")
     assert "-s %s/32 -j DROP" % attacker_ip in chain
     assert not can_connect(attacker, web_ip)
@@ -179,8 +180,20 @@ def test_manual_jail_bans_only_on_request(host):
     for address in MANUAL_BANS:
         host.run_test("fail2ban-client set manual banip %s" % address)
     assert banned(host, "manual") == set(MANUAL_BANS)
-    assert "203.0.113.7" in nft_set(host, "addr-set-manual")
-    assert "2001:db8::7" in nft_set(host, "addr6-set-manual")
+    assert wait_for(lambda: "203.0.113.7" in nft_set(host, "f2b-manual-v4") and "2001:db8::7" in nft_set(host, "f2b-manual-v6"))
+
+
+def test_a_ban_of_an_allowlisted_address_does_not_block_it(host, allowed):
+    # fail2ban-client set JAIL banip ignores ignoreip; the firewall rule still lets the address through.
+    web_ip, client_ip = ipv4(host), ipv4(allowed)
+    host.run_test("fail2ban-client set manual banip %s" % client_ip)
+    try:
+        assert client_ip in banned(host, "manual")
+        assert wait_for(lambda: client_ip in nft_set(host, "f2b-manual-v4"))
+        assert can_connect(allowed, web_ip)
+    finally:
+        host.run_test("fail2ban-client set manual unbanip %s" % client_ip)
+    assert wait_for(lambda: client_ip not in nft_set(host, "f2b-manual-v4"))
 
 
 def test_bans_survive_a_restart(host, attacker):
@@ -189,9 +202,8 @@ def test_bans_survive_a_restart(host, attacker):
     host.run_test("systemctl restart fail2ban")
     assert wait_for(lambda: jail_list(host) == EXPECTED_JAILS and banned(host, "manual") == set(MANUAL_BANS))
     assert wait_for(lambda: {jail: banned(host, jail) for jail in before} == before)
-    assert attacker_ip in nft_set(host, "addr-set-nginx-req-limit")
-    assert "203.0.113.7" in nft_set(host, "addr-set-manual")
-    assert "2001:db8::7" in nft_set(host, "addr6-set-manual")
+    assert wait_for(lambda: attacker_ip in nft_set(host, "f2b-nginx-req-limit-v4")
+                    and "203.0.113.7" in nft_set(host, "f2b-manual-v4") and "2001:db8::7" in nft_set(host, "f2b-manual-v6"))
     assert "-s %s/32 -j DROP" % attacker_ip in host.check_output("iptables -S f2b-nginx-req-limit-ipt")
     assert not can_connect(attacker, web_ip)
 
@@ -211,8 +223,12 @@ def test_bans_survive_a_restart(host, attacker):
         ({"scenario_extra_jails": [{"name": "bad-regex", "filter": "floodguard-broken", "logpath": "/var/log/nginx/error.log"}],
           "scenario_extra_filters": [{"name": "floodguard-broken", "content": "[Definition]\nfailregex = ^(unclosed <HOST>\n"}]},
          ["Unable to compile regular expression"]),
+        # A port the nftables action cannot resolve (fail2ban-client --test does not load Python actions).
+        ({"scenario_extra_jails": [{"name": "bad-port", "filter": "nginx-limit-req", "logpath": "/var/log/nginx/error.log",
+                                    "ports": ["htttp"]}]},
+         ["jail bad-port, action floodguard_nftables: port: unknown service name 'htttp'"]),
     ],
-    ids=["invalid-input", "rejected-by-fail2ban", "bad-regex"],
+    ids=["invalid-input", "rejected-by-fail2ban", "bad-regex", "bad-action-option"],
 )
 def test_bad_configuration_changes_nothing(request, host, attacker, extra_vars, message):
     files, pid = managed_state(host), fail2ban_pid(host)
@@ -228,14 +244,14 @@ def test_bad_configuration_changes_nothing(request, host, attacker, extra_vars, 
     assert fail2ban_pid(host) == pid
     assert jail_list(host) == EXPECTED_JAILS
     assert {jail: banned(host, jail) for jail in bans} == bans
-    assert ipv4(attacker) in nft_set(host, "addr-set-nginx-req-limit")
+    assert ipv4(attacker) in nft_set(host, "f2b-nginx-req-limit-v4")
 
 
 def test_each_firewall_path_blocks_on_its_own(host, attacker):
     web_ip, attacker_ip = ipv4(host), ipv4(attacker)
     # Lifted from the nftables jail only: the iptables chain still drops it.
     host.run_test("fail2ban-client set nginx-req-limit unbanip %s" % attacker_ip)
-    assert attacker_ip not in nft_set(host, "addr-set-nginx-req-limit")
+    assert wait_for(lambda: attacker_ip not in nft_set(host, "f2b-nginx-req-limit-v4"))
     assert not can_connect(attacker, web_ip)
     # Lifted from the iptables jail too: the attacker gets answers again.
     host.run_test("fail2ban-client set nginx-req-limit-ipt unbanip %s" % attacker_ip)

@@ -9,6 +9,7 @@ import json
 import os
 import pathlib
 import subprocess
+import time
 
 import ansible_runner
 import pytest
@@ -67,6 +68,17 @@ def banned_in(host, jail):
     return host.check_output("fail2ban-client get %s banned", jail)
 
 
+def firewall_holds(host, address, expected=True, seconds=10):
+    """Whether the ruleset holds address (expected=True) or not (False) within seconds: the nftables
+    action writes bans in batches, a few tens of milliseconds after fail2ban took them."""
+    deadline = time.monotonic() + seconds
+    while (address in host.check_output("nft list ruleset")) != expected:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
+
+
 @pytest.fixture(name="web")
 def fixture_web(host):
     return host
@@ -84,7 +96,7 @@ def test_ban_status_unban_through_awx_surveys(web, tmp_path):
     assert ban.rc == 0, ban.stdout.read()
     banned = banned_in(web, "manual")
     assert BANNED_V4 in banned and BANNED_V6 in banned
-    assert BANNED_V4 in web.check_output("nft list ruleset")
+    assert firewall_holds(web, BANNED_V4)
 
     status = run_like_awx(tmp_path / "status", "status.yml", survey_extra_vars("status.json", {"jail": "manual"}))
     output = status.stdout.read()
@@ -100,7 +112,7 @@ def test_ban_status_unban_through_awx_surveys(web, tmp_path):
     assert unban.rc == 0, unban.stdout.read()
     banned = banned_in(web, "manual")
     assert BANNED_V4 not in banned and BANNED_V6 not in banned
-    assert BANNED_V4 not in web.check_output("nft list ruleset")
+    assert firewall_holds(web, BANNED_V4, expected=False)
 
 
 @pytest.mark.parametrize(

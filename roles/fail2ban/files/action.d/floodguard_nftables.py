@@ -14,8 +14,9 @@ default: the jail's name), ``chainpriority`` (default -10, before the filter cha
 ``flushdelay`` (default 0.05 s: how long a burst of bans gathers before it is written).
 Twice in one jail (say tcp and udp), each needs its own ``actname=`` and ``name=``. It uses
 libnftables (Debian package python3-nftables) and falls back to one ``nft`` run per batch.
-Check options before writing a jail (``fail2ban-client -t`` does not load Python actions)::
+Check options before starting fail2ban (``fail2ban-client -t`` does not load Python actions)::
 
+    python3 /etc/fail2ban/action.d/floodguard_nftables.py --check-config     # every jail, as fail2ban reads them
     python3 /etc/fail2ban/action.d/floodguard_nftables.py port=http,https protocol=tcp
 
 Why not the stock nftables action: it runs one ``nft`` process per ban and unban (about 6 ms
@@ -36,7 +37,9 @@ jail never touches another jail's bans):
   applies ``blocktype`` to packets from those sets (on ``port``/``protocol`` only).
 """
 
+import ast
 import ipaddress
+import json
 import os
 import re
 import shutil
@@ -250,6 +253,10 @@ def element_of(ip):
 
 class NftablesAction(ActionBase):
     """fail2ban Python action: ban in nftables sets, written in batches by a flusher thread."""
+
+    # Read by floodguard.shield.fail2ban_ban (fail2ban-client get JAIL action NAME supports_networks):
+    # CIDR bans go to the interval sets.
+    supports_networks = True
 
     def __init__(self, jail, action_name, **options):
         # The second argument must not be called 'name': 'name' is one of our options, and
@@ -465,24 +472,75 @@ class NftablesAction(ActionBase):
 Action = NftablesAction
 
 
-def main(argv):
-    """Check action options the way the jail would pass them, for config validation.
+def check_options(jail, options):
+    """'' when the options work for jail, else why not (the option and the fix)."""
+    try:
+        Settings.from_options(jail, options)
+    except NftablesConfigError as error:
+        return str(error)
+    return ""
 
-    `fail2ban-client -t` does not load Python actions, so a bad port would only show when the
-    server refuses to start. Usage: python3 floodguard_nftables.py [port=http,https] [protocol=tcp] ...
+
+def configured_actions(dump):
+    """[(jail, action name, options)] of this action in `fail2ban-client --dump` output.
+
+    The dump is fail2ban's own reading of the configuration: one Python literal per line, e.g.
+    ['set', 'manual', 'addaction', 'floodguard_nftables', '/etc/fail2ban/action.d/floodguard_nftables.py', '{"port": "all"}'].
     """
+    found = []
+    for line in dump.splitlines():
+        if "addaction" not in line or not line.startswith("["):
+            continue
+        try:
+            command = ast.literal_eval(line)
+        except (ValueError, SyntaxError):
+            continue
+        if len(command) >= 5 and command[0] == "set" and command[2] == "addaction" \
+                and os.path.basename(str(command[4])) == os.path.basename(__file__):
+            options = json.loads(command[5]) if len(command) > 5 and command[5] else {}
+            found.append((command[1], command[3], options))
+    return found
+
+
+def check_configuration(client="fail2ban-client"):
+    """Check every jail's options of this action as fail2ban reads them from /etc/fail2ban."""
+    done = subprocess.run([client, "--dump"], capture_output=True, text=True, check=False, env=dict(os.environ, LC_ALL="C"))
+    if done.returncode:
+        sys.stderr.write("fail2ban-client --dump failed (rc=%d): %s\n" % (done.returncode, done.stderr.strip()))
+        return 1
+    problems = []
+    actions = configured_actions(done.stdout)
+    for jail, action_name, options in actions:
+        problem = check_options(jail, options)
+        if problem:
+            problems.append("jail %s, action %s: %s" % (jail, action_name, problem))
+    for problem in problems:
+        sys.stderr.write("floodguard_nftables: %s\n" % problem)
+    if not problems:
+        sys.stdout.write("OK: %d jail action(s) checked: %s\n" % (len(actions), ", ".join(jail for jail, _name, _options in actions)))
+    return 1 if problems else 0
+
+
+def main(argv):
+    """Check action options, since `fail2ban-client -t` does not load Python actions.
+
+    python3 floodguard_nftables.py --check-config   every jail's options, as fail2ban reads them
+    python3 floodguard_nftables.py port=http,https protocol=tcp ...   one set of options
+    """
+    if argv == ["--check-config"]:
+        return check_configuration()
     options = {}
     for argument in argv:
         key, separator, value = argument.partition("=")
         if not separator:
-            sys.stderr.write("%r is not option=value\n" % argument)
+            sys.stderr.write("%r is not option=value (or give --check-config)\n" % argument)
             return 2
         options[key] = value
-    try:
-        settings = Settings.from_options(options.get("name", "jail"), options)
-    except NftablesConfigError as error:
-        sys.stderr.write("floodguard_nftables: %s\n" % error)
+    problem = check_options(options.get("name", "jail"), options)
+    if problem:
+        sys.stderr.write("floodguard_nftables: %s\n" % problem)
         return 1
+    settings = Settings.from_options(options.get("name", "jail"), options)
     sys.stdout.write("OK: %s\n" % " ".join(part for part in (settings.match, settings.blocktype) if part))
     return 0
 

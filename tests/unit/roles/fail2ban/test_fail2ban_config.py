@@ -186,13 +186,16 @@ def sections(text):
     return result
 
 
-def test_every_jail_bans_in_its_own_nftables_set_with_drop():
-    actions = sections(render("banactions.local.j2"))
+def test_every_jail_bans_through_the_fast_nftables_action_with_drop_and_the_allowlist():
+    actions = sections(render("banactions.local.j2", fail2ban_ignoreip=["198.51.100.0/24"]))
+    # Jails the role does not manage keep fail2ban's stock action.
     assert actions["DEFAULT"] == {"banaction": "nftables-multiport", "banaction_allports": "nftables-allports"}
+    allowlist = 'allowlist="127.0.0.0/8 ::1 192.0.2.10 198.51.100.0/24"'
     assert actions["nginx-req-limit"]["action"] == (
-        'nftables[type=multiport, name=nginx-req-limit, port="http,https", protocol="tcp", blocktype=drop]')
-    assert actions["manual"]["action"] == 'nftables[type=allports, name=manual, protocol="tcp,udp", blocktype=drop]'
-    assert actions["sshd"]["action"].startswith("nftables[type=multiport, name=sshd, ")
+        'floodguard_nftables.py[name=nginx-req-limit, port="http,https", protocol="tcp", blocktype=drop, %s]' % allowlist)
+    assert actions["manual"]["action"] == (
+        'floodguard_nftables.py[name=manual, port="all", protocol="tcp,udp", blocktype=drop, %s]' % allowlist)
+    assert actions["sshd"]["action"].startswith('floodguard_nftables.py[name=sshd, port="ssh", ')
 
 
 def test_iptables_gives_every_jail_its_own_chain_with_drop():

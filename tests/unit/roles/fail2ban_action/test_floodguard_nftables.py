@@ -298,6 +298,35 @@ def test_command_line_check_validates_jail_options(capsys):
     assert action_module.main(["port"]) == 2
 
 
+# Lines of `fail2ban-client --dump`, verbatim from fail2ban 1.0.2 (Debian 12) and 1.1.0 (Debian 13), which print
+# them alike: the role checks every jail's options of this action from it.
+DUMP = """['set', 'loglevel', 'INFO']
+['add', 'manual', 'systemd']
+['set', 'manual', 'addjournalmatch', '_SYSTEMD_UNIT=x.service']
+['set', 'manual', 'addaction', 'floodguard_nftables', '/etc/fail2ban/action.d/floodguard_nftables.py', '{"name": "manual", "port": "all", "protocol": "tcp,udp", "blocktype": "drop", "allowlist": "127.0.0.0/8 ::1 10.0.0.0/8"}']
+['set', 'sshd', 'addaction', 'nftables']
+['multi-set', 'sshd', 'action', 'nftables', [['actionban', '<nftables> add element <table_family> <table> <addr_set> { <ip> }']]]
+['set', 'api', 'addaction', 'floodguard_nftables', '/etc/fail2ban/action.d/floodguard_nftables.py', '{"port": "htttp"}']
+['start', 'manual']
+"""
+
+
+def test_configured_actions_are_read_from_fail2ban_dump():
+    assert action_module.configured_actions(DUMP) == [
+        ("manual", "floodguard_nftables",
+         {"name": "manual", "port": "all", "protocol": "tcp,udp", "blocktype": "drop", "allowlist": "127.0.0.0/8 ::1 10.0.0.0/8"}),
+        ("api", "floodguard_nftables", {"port": "htttp"}),
+    ]
+    problems = [action_module.check_options(jail, options) for jail, _name, options in action_module.configured_actions(DUMP)]
+    assert problems[0] == ""
+    assert "port: unknown service name 'htttp'" in problems[1]
+
+
+def test_the_action_declares_that_it_bans_networks():
+    # fail2ban_ban reads this (fail2ban-client get JAIL action NAME supports_networks) before a CIDR ban.
+    assert action_module.Action.supports_networks is True
+
+
 @pytest.mark.usefixtures("netns")
 def test_allowlisted_addresses_leave_the_chain_before_the_ban_rules():
     jail, action = make_action(allowlist="192.0.2.0/25 192.0.2.1 10.0.0.0/8, 2001:db8::/32")
