@@ -69,6 +69,9 @@ class SourceStats:
         # Seconds from the start of the run.
         self.first_reject_s = None
         self.first_drop_s = None
+        # When the earliest request that got no answer in time (dropped, or timed out after connecting)
+        # was sent: once a ban lands, a connection opened just before it times out too.
+        self.first_unanswered_sent_s = None
         self.last_served_s = None
         self.last_answer_s = None
         self.latencies_ms = []
@@ -90,8 +93,11 @@ class SourceStats:
             self.next_start = start + 1.0 / self.rate
             return start
 
-    def record(self, elapsed_s, status, latency_ms, error, stop_after_drops):
-        """Count one finished request: an HTTP status, or an error ("dropped:..." or "failed:...")."""
+    def record(self, elapsed_s, status, latency_ms, error, stop_after_drops, sent_s=None):
+        """Count one finished request: an HTTP status, or an error ("dropped:..." or "failed:...").
+
+        elapsed_s: when it finished; sent_s: when it was sent (seconds from the start of the run).
+        """
         if error is None:
             if 200 <= status < 300:
                 outcome = "served"
@@ -115,6 +121,9 @@ class SourceStats:
                     self.first_reject_s = elapsed_s
             else:
                 self.errors[error] = self.errors.get(error, 0) + 1
+                if sent_s is not None and (outcome == "dropped" or error.endswith(":timeout")):
+                    if self.first_unanswered_sent_s is None or sent_s < self.first_unanswered_sent_s:
+                        self.first_unanswered_sent_s = sent_s
             if outcome != "dropped":
                 # Only an answer ends a run of drops: requests in flight when the ban came fail instead.
                 if outcome != "failed":
@@ -139,6 +148,7 @@ class SourceStats:
             "stopped_by_drops": self.stopped_by_drops,
             "first_reject_s": _round(self.first_reject_s),
             "first_drop_s": _round(self.first_drop_s),
+            "first_unanswered_sent_s": _round(self.first_unanswered_sent_s),
             "last_served_s": _round(self.last_served_s),
             "last_answer_s": _round(self.last_answer_s),
             "latency_ms": _percentiles(self.latencies_ms),
@@ -229,8 +239,9 @@ def worker(stats, target, args, deadline):
         pause = start - time.monotonic()
         if pause > 0:
             time.sleep(pause)
+        sent_s = time.monotonic() - args.run_started
         status, latency_ms, error = send_one(target, stats.address, args)
-        stats.record(time.monotonic() - args.run_started, status, latency_ms, error, args.stop_after_drops)
+        stats.record(time.monotonic() - args.run_started, status, latency_ms, error, args.stop_after_drops, sent_s)
 
 
 class Target:

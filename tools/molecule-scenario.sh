@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs one Molecule scenario on one distro as every role and module here is tested:
 # check mode on a fresh host, converge, idempotence, check mode again (must change nothing),
-# verify with testinfra, and always destroy. Usage: tools/molecule-scenario.sh SCENARIO DISTRO
+# verify with testinfra, and always clean up. Usage: tools/molecule-scenario.sh SCENARIO DISTRO
 set -euo pipefail
 scenario="${1:?usage: $0 SCENARIO bookworm|trixie}"
 export MOLECULE_DISTRO="${2:?usage: $0 SCENARIO bookworm|trixie}"
@@ -18,6 +18,19 @@ run() {
   echo "--- molecule $1 took $((SECONDS - start))s ($scenario on $MOLECULE_DISTRO)"
 }
 
+# Removes this scenario's containers and networks on this distro and Molecule's state of them.
+# Straight through Docker: `molecule destroy` takes about 20 s per run for the same result, and the
+# names follow one pattern in every scenario (fg-<scenario>-[<role>-]<distro>[-<role>]).
+clean_up() {
+  local pattern="^fg-${scenario}-([a-z0-9_]+-)?${MOLECULE_DISTRO}(-[a-z0-9_]+)?$"
+  local containers=() networks=()
+  mapfile -t containers < <(docker ps -a --format '{{.Names}}' | grep -E "$pattern" || true)
+  mapfile -t networks < <(docker network ls --format '{{.Name}}' | grep -E "$pattern" || true)
+  [ "${#containers[@]}" -eq 0 ] || docker rm -f "${containers[@]}" >/dev/null
+  [ "${#networks[@]}" -eq 0 ] || docker network rm "${networks[@]}" >/dev/null
+  rm -rf "$MOLECULE_EPHEMERAL_DIRECTORY"
+}
+
 # Fails when a check-mode run after converge reports anything as changed.
 check_idempotent() {
   local log="$log_dir/$scenario-$MOLECULE_DISTRO-check.log"
@@ -32,8 +45,8 @@ check_idempotent() {
   fi
 }
 
-trap 'molecule destroy -s "$scenario" >/dev/null 2>&1 || true' EXIT
-run destroy
+trap clean_up EXIT
+clean_up
 run create
 run prepare
 run check

@@ -234,15 +234,18 @@ def markdown(results):
               "- Testbed: three containers on one Docker network (tools/testbed.py): `web` converged with the demo API, "
               "`floodguard.shield.nginx_ratelimit` and `floodguard.shield.fail2ban` (tools/bench/converge.yml), "
               "`attacker` with extra addresses (one per attack, so each starts unbanned), `client` allowlisted in "
-              "NGINX and fail2ban. The ban action is switched by re-converging with `-e fail2ban_banaction=...`.",
+              "NGINX only (its packets pass the firewall's ban rules like any user's). The ban action is switched by re-converging with `-e fail2ban_banaction=...`.",
               "- Latency: tools/flood.py from a fresh attacker address, 2 connections as fast as they go, one "
-              "connection per request; the first dropped request is the first whose connect timed out (sent 1 s "
-              "before it timed out). The fail2ban \"Ban\" time comes from /var/log/fail2ban.log.",
+              "connection per request; the ban's moment is when the earliest request that got no answer was sent (a "
+              "connect that timed out after 1 s, or a connection opened just before the ban whose answer was "
+              "dropped). The fail2ban \"Ban\" time comes from /var/log/fail2ban.log.",
               "- Scale and restore: before every run fail2ban is stopped, its database removed and its firewall "
               "rules deleted, then started again. Addresses come from 198.18.0.0/15 (benchmarking range; no traffic "
               "goes to them). Every run is capped; a capped run reports how many bans the firewall held.",
               "- Per-packet: tools/flood.py on the client for a few seconds per run, against the full stack (NGINX "
-              "and Django), so the figure is what a legitimate user sees.",
+              "and Django), so the figure is what a legitimate user sees. fail2ban is first left to finish its "
+              "work after the bans (under 5% of a CPU), then frozen (SIGSTOP) while the client measures, so that "
+              "only the firewall's cost is compared; the kernel's sets and rules keep working.",
               "- Memory: VmRSS from /proc/<pid>/status of fail2ban-server; the NGINX zone from /proc/<pid>/smaps.",
               "- The machine was not otherwise idle unless stated; compare columns of the same run rather than runs.",
               "",

@@ -11,7 +11,8 @@ Options: ``allowlist`` (addresses and networks never blocked, even if banned), `
 (names, numbers, low:high ranges; 0:65535 or all = every port), ``protocol``
 (tcp, udp, ... or all), ``blocktype`` (drop, reject, reject with ...), ``name`` (names the sets;
 default: the jail's name), ``chainpriority`` (default -10, before the filter chains) and
-``flushdelay`` (default 0.05 s: how long a burst of bans gathers before it is written).
+``flushdelay`` (default 0.05 s: how long a burst of bans gathers before it is written) and
+``ticketwait`` (default 0.2 s, see below; 0 keeps fail2ban's own).
 Twice in one jail (say tcp and udp), each needs its own ``actname=`` and ``name=``. It uses
 libnftables (Debian package python3-nftables) and falls back to one ``nft`` run per batch.
 Check options before starting fail2ban (``fail2ban-client -t`` does not load Python actions)::
@@ -25,6 +26,12 @@ fail2ban server process: ban() and unban() only record the wanted state of an ad
 flusher thread writes everything recorded in the last few milliseconds to the kernel in one
 nftables transaction (thousands of elements in about 10 ms). fail2ban keeps its own tickets,
 database and ``status`` output; only the firewall side is replaced.
+
+Reaction time: fail2ban's actions thread looks for the filter's new fail tickets in waits that grow
+from 0.2 s to 0.8 s (Utils.wait_for, up to the thread's sleeptime of 2 s), so a ban started up to
+0.8 s after the filter had found the offender. The action caps that thread's sleeptime at
+``ticketwait`` when it starts, so the wait is one 0.2 s step at most; the loop it shortens only
+checks a queue and the next unban time.
 
 Firewall layout, in the shared table ``inet floodguard`` (each jail owns its own names, so one
 jail never touches another jail's bans):
@@ -64,7 +71,7 @@ PORT_PROTOCOLS = frozenset(("tcp", "udp", "sctp", "dccp", "udplite"))
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,200}$")
 BLOCKTYPE_PATTERN = re.compile(r"^(drop|reject(?: with [a-z0-9 -]+)?)$")
 # What a jail may set, as in action = floodguard_nftables.py[port="http,https", ...].
-OPTIONS = ("name", "port", "protocol", "blocktype", "chainpriority", "flushdelay", "allowlist")
+OPTIONS = ("name", "port", "protocol", "blocktype", "chainpriority", "flushdelay", "ticketwait", "allowlist")
 # Elements per nft command: keeps each netlink transaction and its error message small.
 CHUNK = 5000
 # A systematic failure must not write thousands of identical lines into the fail2ban log.
@@ -148,7 +155,7 @@ class Settings:
     """The action options, checked; equal settings mean nothing to change on reload."""
 
     def __init__(self, jail_name, name=None, port="0:65535", protocol="tcp", blocktype="drop",
-                 chainpriority="-10", flushdelay="0.05", allowlist=""):
+                 chainpriority="-10", flushdelay="0.05", ticketwait="0.2", allowlist=""):
         self.name = str(name or jail_name)
         self.allowlist = parse_allowlist(allowlist)
         if not NAME_PATTERN.match(self.name):
@@ -161,11 +168,14 @@ class Settings:
         try:
             self.priority = int(chainpriority)
             self.flushdelay = float(flushdelay)
+            self.ticketwait = float(ticketwait)
         except ValueError:
             raise NftablesConfigError(
-                "chainpriority must be an integer (e.g. -10) and flushdelay a number of seconds (e.g. 0.05)") from None
+                "chainpriority must be an integer (e.g. -10), flushdelay and ticketwait numbers of seconds (e.g. 0.05, 0.2)") from None
         if not 0 <= self.flushdelay <= 1:
             raise NftablesConfigError("flushdelay: %r s; bans must reach the firewall fast, use 0 to 1" % flushdelay)
+        if not 0 <= self.ticketwait <= 2:
+            raise NftablesConfigError("ticketwait: %r s; use 0 (fail2ban's own waits) or up to 2" % ticketwait)
         self.chain = "f2b-%s" % self.name
         # set name by (IP version, is a network)
         self.sets = {
@@ -289,6 +299,7 @@ class NftablesAction(ActionBase):
         if nftables is None:
             self._logSys.warning("[%s] python3-nftables is not installed: %s runs the nft program once per batch instead",
                                  self._jail.name, self._name)
+        self._shorten_ticket_wait()
         with self._apply_lock:
             # A crash may have left elements behind; fail2ban restores the bans it still holds right
             # after start(). Under the lock, so that no ban recorded meanwhile is written before the flush.
@@ -300,6 +311,14 @@ class NftablesAction(ActionBase):
         self._flusher.start()
         if error:
             raise RuntimeError("cannot create nftables chain %s and its sets: %s" % (self._settings.chain, error))
+
+    def _shorten_ticket_wait(self):
+        actions = getattr(self._jail, "actions", None)
+        current = getattr(actions, "sleeptime", None)
+        if self._settings.ticketwait and isinstance(current, (int, float)) and current > self._settings.ticketwait:
+            actions.sleeptime = self._settings.ticketwait
+            self._logSys.debug("[%s] %s: actions thread waits at most %s s for new tickets (was %s s)",
+                               self._jail.name, self._name, self._settings.ticketwait, current)
 
     def stop(self):
         self._stop_flusher()
@@ -357,6 +376,7 @@ class NftablesAction(ActionBase):
             self._nft.run("delete chain %s %s" % (TABLE, old.chain))
             self._settings = settings
             error = self._nft.run("\n".join(settings.create_commands(flush_sets=False)))
+        self._shorten_ticket_wait()
         if error:
             self._logSys.error("[%s] cannot apply changed options to nftables: %s", self._jail.name, error)
         if settings.sets != old.sets:

@@ -60,7 +60,8 @@ class BanList:
     def __init__(self, name):
         self.name = name
         self.banned = []
-        self.actions = types.SimpleNamespace(banManager=types.SimpleNamespace(getBanList=lambda: list(self.banned)))
+        # sleeptime: what fail2ban's actions thread starts with (JailThread: Utils.DEFAULT_SLEEP_TIME).
+        self.actions = types.SimpleNamespace(banManager=types.SimpleNamespace(getBanList=lambda: list(self.banned)), sleeptime=2)
 
 
 def nft(*argv):
@@ -146,6 +147,8 @@ def test_port_and_protocol_become_an_nft_match(port, protocol, expected):
         ({"blocktype": "accept"}, "blocktype: 'accept'"),
         ({"name": "web; flush ruleset"}, "name: 'web; flush ruleset'"),
         ({"flushdelay": "5"}, "flushdelay"),
+        ({"ticketwait": "10"}, "ticketwait: '10' s"),
+        ({"ticketwait": "soon"}, "ticketwait numbers of seconds"),
         ({"allowlist": "192.0.2.1 office.example"}, "allowlist: 'office.example' is not an IP address"),
     ],
 )
@@ -296,6 +299,18 @@ def test_command_line_check_validates_jail_options(capsys):
     assert action_module.main(["port=htttp"]) == 1
     assert "port: unknown service name 'htttp'" in capsys.readouterr().err
     assert action_module.main(["port"]) == 2
+
+
+@pytest.mark.usefixtures("netns")
+@pytest.mark.parametrize("options, sleeptime", [({}, 0.2), ({"ticketwait": "0.5"}, 0.5), ({"ticketwait": "0"}, 2)])
+def test_start_shortens_the_wait_of_fail2bans_actions_thread(options, sleeptime):
+    # fail2ban's own waits grow to 0.8 s between looks at new tickets: most of a ban's reaction time.
+    jail, action = make_action(**options)
+    action.start()
+    try:
+        assert jail.actions.sleeptime == sleeptime
+    finally:
+        action.stop()
 
 
 # Lines of `fail2ban-client --dump`, verbatim from fail2ban 1.0.2 (Debian 12) and 1.1.0 (Debian 13), which print
