@@ -9,6 +9,8 @@
   probe.py fill  nftables|iptables-multiport NETWORK COUNT
                                                      tops the firewall up to COUNT addresses of NETWORK, in
                                                      the shape fail2ban's action left (same set / same rule)
+  probe.py trim  nftables|iptables-multiport NETWORK KEEP
+                                                     removes addresses of NETWORK until KEEP are left
 
 Counting reads the ruleset as the kernel holds it (`nft list ruleset`, `iptables-save`): an address counts
 once it drops packets, whatever fail2ban reports. Set elements may be ranges or prefixes (interval sets).
@@ -185,7 +187,8 @@ def fill(backend, network, wanted):
             raise SystemExit("no iptables rule bans addresses of %s yet: ban one through fail2ban first" % network)
     held = set()
     for match in ELEMENT.finditer(text):
-        if not match.group(2) and not match.group(3) and ipaddress.IPv4Address(match.group(1)) in network:
+        # A single address: a set element, or an iptables source written as a.b.c.d/32.
+        if not match.group(2) and match.group(3) in (None, "32") and ipaddress.IPv4Address(match.group(1)) in network:
             held.add(match.group(1))
     missing = []
     for address in network.hosts():
@@ -200,12 +203,66 @@ def fill(backend, network, wanted):
             script = "add element %s %s %s { %s }\n" % (table[0], table[1], set_name, ", ".join(chunk))
             subprocess.run(["nft", "-f", "-"], input=script, check=True, universal_newlines=True, env=ENV)
         else:
-            lines = ["*filter"] + [re.sub(r"-s %s/32 " % ADDRESS, "-s %s/32 " % item, template, count=1)
+            # Inserted at the top, as fail2ban's iptables actionban does (-I <chain> 1): appended after
+            # the chain's final RETURN, a rule would never be looked at.
+            chain = template.split()[1]
+            inserted = re.sub(r"^-A %s " % re.escape(chain), "-I %s 1 " % chain, template)
+            lines = ["*filter"] + [re.sub(r"-s %s/32 " % ADDRESS, "-s %s/32 " % item, inserted, count=1)
                                    for item in chunk] + ["COMMIT", ""]
             subprocess.run(["iptables-restore", "--noflush"], input="\n".join(lines), check=True,
                            universal_newlines=True, env=ENV)
     return {"added": len(missing), "seconds": round(time.monotonic() - started, 3),
             "count": count(backend, network)}
+
+
+def trim(backend, network, keep):
+    """Removes addresses of `network` from the firewall until it holds only the first `keep` of them.
+
+    For the per-packet comparison: with fail2ban frozen, the same sets or chains are emptied and refilled
+    (fill), so that "N bans" and "no bans" are measured minutes apart at most, not a whole bench apart.
+    """
+    text = ruleset(backend)
+    started = time.monotonic()
+    if backend == "nftables":
+        table = set_name = None
+        doomed = {}
+        for line in text.splitlines():
+            stripped = line.strip()
+            if stripped.startswith("table "):
+                table = stripped.split()[1:3]
+            elif stripped.startswith("set "):
+                set_name = stripped.split()[1]
+            for match in ELEMENT.finditer(stripped):
+                if table and set_name and not match.group(2) and not match.group(3) \
+                        and ipaddress.IPv4Address(match.group(1)) in network:
+                    doomed.setdefault((table[0], table[1], set_name), []).append(match.group(1))
+        for (family, table_name, name), addresses in doomed.items():
+            addresses = sorted(addresses, key=ipaddress.IPv4Address)[keep:]
+            for index in range(0, len(addresses), 5000):
+                script = "delete element %s %s %s { %s }\n" % (family, table_name, name, ", ".join(addresses[index:index + 5000]))
+                subprocess.run(["nft", "-f", "-"], input=script, check=True, universal_newlines=True, env=ENV)
+    else:
+        # Rewrite the chains that ban addresses of the network: flush them, then put back every other rule
+        # (in order) and the first `keep` bans, in one iptables-restore.
+        chains, kept = {}, []
+        for line in text.splitlines():
+            match = re.search(r"-s (%s)/32 " % ADDRESS, line)
+            if line.startswith("-A ") and match and ipaddress.IPv4Address(match.group(1)) in network:
+                chains.setdefault(line.split()[1], None)
+        held = 0
+        for line in text.splitlines():
+            if not line.startswith("-A ") or line.split()[1] not in chains:
+                continue
+            match = re.search(r"-s (%s)/32 " % ADDRESS, line)
+            if match and ipaddress.IPv4Address(match.group(1)) in network:
+                if held >= keep:
+                    continue
+                held += 1
+            kept.append(line)
+        script = ["*filter"] + ["-F %s" % chain for chain in chains] + kept + ["COMMIT", ""]
+        subprocess.run(["iptables-restore", "--noflush"], input="\n".join(script), check=True,
+                       universal_newlines=True, env=ENV)
+    return {"seconds": round(time.monotonic() - started, 3), "count": count(backend, network)}
 
 
 def main(argv):
@@ -220,8 +277,10 @@ def main(argv):
             result = wait(backend, network, int(argv[3]), float(argv[4]))
         elif command == "fill":
             result = fill(backend, network, int(argv[3]))
+        elif command == "trim":
+            result = trim(backend, network, int(argv[3]))
         else:
-            raise SystemExit("unknown command %r: count, wait, memory or fill" % command)
+            raise SystemExit("unknown command %r: count, wait, memory, fill or trim" % command)
     json.dump(result, sys.stdout)
     sys.stdout.write("\n")
     return 0

@@ -489,16 +489,32 @@ exit 1
         # Only the firewall's cost is wanted, not fail2ban's CPU work that follows a ban or restore (database
         # rows, log lines): wait until fail2ban is idle, then freeze it while the client measures. Frozen,
         # it changes nothing; the kernel's sets and rules keep working.
+        # With N bans, each run is paired with one right after it on the same sets or chains emptied down to
+        # one ban (probe.py trim, then fill again): a baseline from the start of the bench, minutes away, drifts
+        # more on a shared machine than the effect that is measured.
         idle_after = self.wait_fail2ban_idle()
         self.exec("web", ["systemctl", "kill", "--signal=SIGSTOP", "fail2ban"], check=False)
+        runs, paired = [], []
+        held = self.banned_in_firewall(action)
         try:
-            runs = [self.perpacket_run() for _repeat in range(self.args.perpacket_repeats)]
+            for _repeat in range(self.args.perpacket_repeats):
+                runs.append(self.perpacket_run())
+                if size:
+                    self.probe("trim", backend(action), BAN_NETWORK, 1, timeout=600)
+                    paired.append(self.perpacket_run())
+                    self.probe("fill", backend(action), BAN_NETWORK, held, timeout=600)
         finally:
             self.exec("web", ["systemctl", "kill", "--signal=SIGCONT", "fail2ban"], check=False)
         held = self.banned_in_firewall(action)
         entry = {"runs": runs, "banned_in_firewall": held, "fail2ban_idle_after_s": idle_after,
                  "rate": summarize([run["rate"] for run in runs]),
                  "p99_ms": summarize([run["p99_ms"] for run in runs if run["p99_ms"] is not None])}
+        if paired:
+            entry["paired_baseline"] = {"runs": paired, "rate": summarize([run["rate"] for run in paired]),
+                                        "p99_ms": summarize([run["p99_ms"] for run in paired if run["p99_ms"] is not None])}
+            # Per pair: the rate with N bans relative to the rate with one, right after it.
+            entry["paired_change"] = summarize([round(run["rate"] / base["rate"] - 1, 4)
+                                                for run, base in zip(runs, paired) if base["rate"]])
         if note:
             entry["note"] = note
         self.results["perpacket"].setdefault(action, {})[str(size)] = entry
