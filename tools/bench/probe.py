@@ -162,22 +162,34 @@ def memory():
     return {"fail2ban_rss_kb": rss_kb(pid) if pid else None, "nginx_zones": nginx_zones()}
 
 
+def set_elements(text, network):
+    """{(family, table, set): [single addresses of `network`]} from `nft list ruleset` text."""
+    found = {}
+    table = set_name = None
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("table "):
+            table, set_name = stripped.split()[1:3], None
+        elif stripped.startswith("set "):
+            set_name = stripped.split()[1]
+        elif stripped.startswith("chain "):
+            set_name = None
+        if table and set_name:
+            for match in ELEMENT.finditer(stripped):
+                if not match.group(2) and not match.group(3) and ipaddress.IPv4Address(match.group(1)) in network:
+                    found.setdefault((table[0], table[1], set_name), []).append(match.group(1))
+    return found
+
+
 def fill(backend, network, wanted):
     """Adds addresses of `network` (in order, skipping those held) until the firewall holds `wanted`."""
     text = ruleset(backend)
     if backend == "nftables":
-        # The set that holds addresses of the network: "table inet T {" ... "set S {" ... "elements = {".
-        table = set_name = None
-        for line in text.splitlines():
-            stripped = line.strip()
-            if stripped.startswith("table "):
-                table = stripped.split()[1:3]
-            elif stripped.startswith("set "):
-                set_name = stripped.split()[1]
-            elif "elements" in stripped and ELEMENT.search(stripped):
-                break
-        else:
+        held_by_set = set_elements(text, network)
+        if not held_by_set:
             raise SystemExit("no nftables set holds addresses of %s yet: ban one through fail2ban first" % network)
+        table_family, table_name, set_name = next(iter(held_by_set))
+        table = (table_family, table_name)
     else:
         template = next((line for line in text.splitlines() if line.startswith("-A ") and
                          re.search(r"-s (%s)/32 " % ADDRESS, line) and
@@ -224,18 +236,7 @@ def trim(backend, network, keep):
     text = ruleset(backend)
     started = time.monotonic()
     if backend == "nftables":
-        table = set_name = None
-        doomed = {}
-        for line in text.splitlines():
-            stripped = line.strip()
-            if stripped.startswith("table "):
-                table = stripped.split()[1:3]
-            elif stripped.startswith("set "):
-                set_name = stripped.split()[1]
-            for match in ELEMENT.finditer(stripped):
-                if table and set_name and not match.group(2) and not match.group(3) \
-                        and ipaddress.IPv4Address(match.group(1)) in network:
-                    doomed.setdefault((table[0], table[1], set_name), []).append(match.group(1))
+        doomed = set_elements(text, network)
         for (family, table_name, name), addresses in doomed.items():
             addresses = sorted(addresses, key=ipaddress.IPv4Address)[keep:]
             for index in range(0, len(addresses), 5000):
