@@ -249,7 +249,8 @@ def markdown(results):
               "- Testbed: three containers on one Docker network (tools/testbed.py): `web` converged with the demo API, "
               "`floodguard.shield.nginx_ratelimit` and `floodguard.shield.fail2ban` (tools/bench/converge.yml), "
               "`attacker` with extra addresses (one per attack, so each starts unbanned), `client` allowlisted in "
-              "NGINX only (its packets pass the firewall's ban rules like any user's). The ban action is switched by re-converging with `-e fail2ban_banaction=...`.",
+              "NGINX only (its packets pass the firewall's ban rules like any user's). The ban action is switched "
+              "by re-converging with `-e fail2ban_banaction=...`.",
               "- Latency: tools/flood.py from a fresh attacker address, 2 connections as fast as they go, one "
               "connection per request; the ban's moment is when the earliest request that got no answer was sent (a "
               "connect that timed out after 1 s, or a connection opened just before the ban whose answer was "

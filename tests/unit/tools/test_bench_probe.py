@@ -15,25 +15,26 @@ probe = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(probe)
 
 NETWORK = ipaddress.IPv4Network("198.18.0.0/15")
-# The layout floodguard_nftables.py creates, as `nft list ruleset` prints it (elements wrap over lines).
+# The layout floodguard_nftables.py creates, as `nft list ruleset` prints it (tab-indented; elements wrap
+# over lines).
 RULESET = """table inet floodguard {
-	set f2b-manual-v4 {
-		type ipv4_addr
-		elements = { 198.18.0.1, 198.18.0.2,
-			     198.18.0.3 }
-	}
-	set f2b-manual-v4net {
-		type ipv4_addr
-		flags interval
-		elements = { 198.18.1.0/24 }
-	}
-	chain f2b-manual {
-		type filter hook input priority -10; policy accept;
-		ip saddr { 172.29.50.10, 198.18.0.9 } return
-		ip saddr @f2b-manual-v4 drop
-	}
+    set f2b-manual-v4 {
+        type ipv4_addr
+        elements = { 198.18.0.1, 198.18.0.2,
+                 198.18.0.3 }
+    }
+    set f2b-manual-v4net {
+        type ipv4_addr
+        flags interval
+        elements = { 198.18.1.0/24 }
+    }
+    chain f2b-manual {
+        type filter hook input priority -10; policy accept;
+        ip saddr { 172.29.50.10, 198.18.0.9 } return
+        ip saddr @f2b-manual-v4 drop
+    }
 }
-"""
+""".replace("    ", "\t")
 
 
 def test_single_addresses_of_the_network_are_found_in_their_set_only():

@@ -318,7 +318,8 @@ def test_start_shortens_the_wait_of_fail2bans_actions_thread(options, sleeptime)
 DUMP = """['set', 'loglevel', 'INFO']
 ['add', 'manual', 'systemd']
 ['set', 'manual', 'addjournalmatch', '_SYSTEMD_UNIT=x.service']
-['set', 'manual', 'addaction', 'floodguard_nftables', '/etc/fail2ban/action.d/floodguard_nftables.py', '{"name": "manual", "port": "all", "protocol": "tcp,udp", "blocktype": "drop", "allowlist": "127.0.0.0/8 ::1 10.0.0.0/8"}']
+['set', 'manual', 'addaction', 'floodguard_nftables', '/etc/fail2ban/action.d/floodguard_nftables.py', \
+'{"name": "manual", "port": "all", "protocol": "tcp,udp", "blocktype": "drop", "allowlist": "127.0.0.0/8 ::1 10.0.0.0/8"}']
 ['set', 'sshd', 'addaction', 'nftables']
 ['multi-set', 'sshd', 'action', 'nftables', [['actionban', '<nftables> add element <table_family> <table> <addr_set> { <ip> }']]]
 ['set', 'api', 'addaction', 'floodguard_nftables', '/etc/fail2ban/action.d/floodguard_nftables.py', '{"port": "htttp"}']
