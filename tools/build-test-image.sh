@@ -54,6 +54,24 @@ for unit in getty.target systemd-udevd.service systemd-udev-trigger.service syst
   sys-kernel-config.mount dev-hugepages.mount systemd-modules-load.service; do
   ln -sf /dev/null "$rootfs/etc/systemd/system/$unit"
 done
+# Test hosts boot with the apt lists of the image build: count them as fresh for apt's cache_valid_time
+# (Ansible reads this stamp), so that a test run never updates them from the mirror, and never fails
+# when the mirror hiccups (it did: a CI run lost both distros to a 30 s outage). Every package the
+# roles and tests install is in the image's apt cache.
+cat >"$rootfs/etc/systemd/system/floodguard-apt-lists-fresh.service" <<'UNIT'
+[Unit]
+Description=Count the test image's apt lists as fresh (tests need no Debian mirror)
+Before=multi-user.target
+
+[Service]
+Type=oneshot
+ExecStart=/usr/bin/touch /var/lib/apt/periodic/update-success-stamp
+
+[Install]
+WantedBy=multi-user.target
+UNIT
+mkdir -p "$rootfs/var/lib/apt/periodic" "$rootfs/etc/systemd/system/multi-user.target.wants"
+ln -sf ../floodguard-apt-lists-fresh.service "$rootfs/etc/systemd/system/multi-user.target.wants/floodguard-apt-lists-fresh.service"
 echo "floodguard-test-$suite" >"$rootfs/etc/hostname"
 : >"$rootfs/etc/machine-id"
 
