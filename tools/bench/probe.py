@@ -181,6 +181,21 @@ def set_elements(text, network):
     return found
 
 
+def banned_source(line, network):
+    """The address of `network` that an `iptables-save` rule line (-A ...) bans, else None."""
+    match = re.search(r"-s (%s)/32 " % ADDRESS, line) if line.startswith("-A ") else None
+    if match and ipaddress.IPv4Address(match.group(1)) in network:
+        return match.group(1)
+    return None
+
+
+def nft_elements(verb, family, table, set_name, addresses):
+    """`nft add|delete element` for addresses, 5,000 per transaction."""
+    for index in range(0, len(addresses), 5000):
+        script = "%s element %s %s %s { %s }\n" % (verb, family, table, set_name, ", ".join(addresses[index:index + 5000]))
+        subprocess.run(["nft", "-f", "-"], input=script, check=True, universal_newlines=True, env=ENV)
+
+
 def fill(backend, network, wanted):
     """Adds addresses of `network` (in order, skipping those held) until the firewall holds `wanted`."""
     text = ruleset(backend)
@@ -188,13 +203,9 @@ def fill(backend, network, wanted):
         held_by_set = set_elements(text, network)
         if not held_by_set:
             raise SystemExit("no nftables set holds addresses of %s yet: ban one through fail2ban first" % network)
-        table_family, table_name, set_name = next(iter(held_by_set))
-        table = (table_family, table_name)
+        target_set = next(iter(held_by_set))
     else:
-        template = next((line for line in text.splitlines() if line.startswith("-A ") and
-                         re.search(r"-s (%s)/32 " % ADDRESS, line) and
-                         ipaddress.IPv4Address(re.search(r"-s (%s)/32 " % ADDRESS, line).group(1)) in network),
-                        None)
+        template = next((line for line in text.splitlines() if banned_source(line, network)), None)
         if template is None:
             raise SystemExit("no iptables rule bans addresses of %s yet: ban one through fail2ban first" % network)
     held = set()
@@ -209,18 +220,16 @@ def fill(backend, network, wanted):
         if str(address) not in held:
             missing.append(str(address))
     started = time.monotonic()
-    for index in range(0, len(missing), 5000):
-        chunk = missing[index:index + 5000]
-        if backend == "nftables":
-            script = "add element %s %s %s { %s }\n" % (table[0], table[1], set_name, ", ".join(chunk))
-            subprocess.run(["nft", "-f", "-"], input=script, check=True, universal_newlines=True, env=ENV)
-        else:
-            # Inserted at the top, as fail2ban's iptables actionban does (-I <chain> 1): appended after
-            # the chain's final RETURN, a rule would never be looked at.
-            chain = template.split()[1]
-            inserted = re.sub(r"^-A %s " % re.escape(chain), "-I %s 1 " % chain, template)
+    if backend == "nftables":
+        nft_elements("add", *target_set, missing)
+    else:
+        # Inserted at the top, as fail2ban's iptables actionban does (-I <chain> 1): appended after
+        # the chain's final RETURN, a rule would never be looked at.
+        chain = template.split()[1]
+        inserted = re.sub(r"^-A %s " % re.escape(chain), "-I %s 1 " % chain, template)
+        for index in range(0, len(missing), 5000):
             lines = ["*filter"] + [re.sub(r"-s %s/32 " % ADDRESS, "-s %s/32 " % item, inserted, count=1)
-                                   for item in chunk] + ["COMMIT", ""]
+                                   for item in missing[index:index + 5000]] + ["COMMIT", ""]
             subprocess.run(["iptables-restore", "--noflush"], input="\n".join(lines), check=True,
                            universal_newlines=True, env=ENV)
     return {"added": len(missing), "seconds": round(time.monotonic() - started, 3),
@@ -236,26 +245,17 @@ def trim(backend, network, keep):
     text = ruleset(backend)
     started = time.monotonic()
     if backend == "nftables":
-        doomed = set_elements(text, network)
-        for (family, table_name, name), addresses in doomed.items():
-            addresses = sorted(addresses, key=ipaddress.IPv4Address)[keep:]
-            for index in range(0, len(addresses), 5000):
-                script = "delete element %s %s %s { %s }\n" % (family, table_name, name, ", ".join(addresses[index:index + 5000]))
-                subprocess.run(["nft", "-f", "-"], input=script, check=True, universal_newlines=True, env=ENV)
+        for target_set, addresses in set_elements(text, network).items():
+            nft_elements("delete", *target_set, sorted(addresses, key=ipaddress.IPv4Address)[keep:])
     else:
         # Rewrite the chains that ban addresses of the network: flush them, then put back every other rule
         # (in order) and the first `keep` bans, in one iptables-restore.
-        chains, kept = {}, []
-        for line in text.splitlines():
-            match = re.search(r"-s (%s)/32 " % ADDRESS, line)
-            if line.startswith("-A ") and match and ipaddress.IPv4Address(match.group(1)) in network:
-                chains.setdefault(line.split()[1], None)
-        held = 0
+        chains = dict.fromkeys(line.split()[1] for line in text.splitlines() if banned_source(line, network))
+        kept, held = [], 0
         for line in text.splitlines():
             if not line.startswith("-A ") or line.split()[1] not in chains:
                 continue
-            match = re.search(r"-s (%s)/32 " % ADDRESS, line)
-            if match and ipaddress.IPv4Address(match.group(1)) in network:
+            if banned_source(line, network):
                 if held >= keep:
                     continue
                 held += 1

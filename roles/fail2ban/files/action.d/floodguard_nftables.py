@@ -556,11 +556,11 @@ def main(argv):
             sys.stderr.write("%r is not option=value (or give --check-config)\n" % argument)
             return 2
         options[key] = value
-    problem = check_options(options.get("name", "jail"), options)
-    if problem:
-        sys.stderr.write("floodguard_nftables: %s\n" % problem)
+    try:
+        settings = Settings.from_options(options.get("name", "jail"), options)
+    except NftablesConfigError as error:
+        sys.stderr.write("floodguard_nftables: %s\n" % error)
         return 1
-    settings = Settings.from_options(options.get("name", "jail"), options)
     sys.stdout.write("OK: %s\n" % " ".join(part for part in (settings.match, settings.blocktype) if part))
     return 0
 
