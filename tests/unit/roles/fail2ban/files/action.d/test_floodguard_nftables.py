@@ -177,6 +177,14 @@ def test_ticket_address_chooses_set_and_element(ip, expected):
     assert action_module.element_of(ip) == expected
 
 
+def test_element_commands_add_bans_and_delete_unbans_whether_present_or_not():
+    assert action_module.element_commands("f2b-manual-v4", ["192.0.2.1", "192.0.2.2"], True) == (
+        "add element inet floodguard f2b-manual-v4 { 192.0.2.1, 192.0.2.2 }")
+    assert action_module.element_commands("f2b-manual-v4net", ["192.0.2.0/24"], False) == (
+        "add element inet floodguard f2b-manual-v4net { 192.0.2.0/24 }\n"
+        "delete element inet floodguard f2b-manual-v4net { 192.0.2.0/24 }")
+
+
 # the firewall side, real nft in a private network namespace
 
 

@@ -10,7 +10,7 @@ import re
 
 import yaml
 
-ROLE = pathlib.Path(__file__).resolve().parents[4] / "roles" / "nginx_ratelimit"
+ROLE = pathlib.Path(__file__).resolve().parents[5] / "roles" / "nginx_ratelimit"
 
 
 def _load(relative):
