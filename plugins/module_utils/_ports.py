@@ -8,7 +8,9 @@ inside fail2ban (the role deploys it next to the action as floodguard_ports.py),
 fail2ban_config filter checks the role's jail ports with it on the controller.
 """
 
-from __future__ import annotations
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
 
 import re
 import socket
