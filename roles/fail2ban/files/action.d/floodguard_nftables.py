@@ -22,9 +22,9 @@ does not load Python actions) with floodguard_nftables_check.py, also next to th
     python3 /etc/fail2ban/action.d/floodguard_nftables_check.py --check-config   # every jail, as fail2ban reads them
     python3 /etc/fail2ban/action.d/floodguard_nftables_check.py port=http,https protocol=tcp
 
-Why not the stock nftables action: it runs one ``nft`` process per ban and unban (its cost, measured,
-is in the README's "Banning tens of thousands of addresses"), far too slow for 100,000 addresses. This action runs in the
-fail2ban server process: ban() and unban() only record the wanted state of an address, and a
+Why not the stock nftables action: it runs one ``nft`` process per ban and unban (its measured cost
+is in the collection README, "Banning tens of thousands of addresses"), far too slow for 100,000
+addresses. This action runs in the fail2ban server process: ban() and unban() only record the wanted state of an address, and a
 flusher thread writes everything recorded in the last few milliseconds to the kernel in one
 nftables transaction (thousands of elements in about 10 ms). fail2ban keeps its own tickets,
 database and ``status`` output; only the firewall side is replaced.
