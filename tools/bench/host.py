@@ -24,8 +24,7 @@ FLOOD_DIR = "/usr/local/lib/floodguard-bench"
 PROBE = "/usr/local/bin/floodguard-bench-probe"
 # Which fail2ban_banaction the web host was last converged with (for --reuse).
 ACTION_MARKER = "/etc/floodguard-bench-action"
-# flood.py's own files: the tool and the statistics it reports with.
-FLOOD_FILES = (os.path.join(REPO, "tools", "flood.py"),)
+FLOOD = os.path.join(REPO, "tools", "flood.py")
 # Runs tools/flood.py once per argv (JSON list in argv[1]) back to back in one process; each report
 # carries the epoch taken right before flood.run() starts its clock, so that its times line up with
 # fail2ban's log within a millisecond, and consecutive runs follow each other without a gap.
@@ -96,8 +95,7 @@ class Host:
     def copy_tools(self):
         for host in ("attacker", "client"):
             self.exec(host, ["mkdir", "-p", FLOOD_DIR])
-            for path in FLOOD_FILES:
-                self.copy(path, host, FLOOD_DIR + "/")
+            self.copy(FLOOD, host, FLOOD_DIR + "/flood.py")
         self.copy(os.path.join(HERE, "probe.py"), "web", PROBE)
 
     # ---- commands --------------------------------------------------------------------------------------
