@@ -30,7 +30,7 @@ container="fg-benchban-$suite-$action"
 
 docker rm -f "$container" >/dev/null 2>&1 || true
 trap 'docker rm -f "$container" >/dev/null 2>&1 || true' EXIT
-# The test host's container settings and image: molecule/shared/platform.yml, through tools/testbed.py.
+# The test host's container settings and image: molecule/shared/vars/platform.yml, through tools/testbed.py.
 mapfile -t run_options < <(python3 "$repo/tools/testbed.py" docker-run-options --distro "$suite")
 [ "${#run_options[@]}" -gt 1 ] || { echo "tools/testbed.py docker-run-options failed" >&2; exit 1; }
 docker run -d --name "$container" "${run_options[@]}" >/dev/null

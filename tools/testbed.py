@@ -4,8 +4,9 @@
 
 A testbed is one Docker network and one container per host, all labelled with the testbed's name, each
 booting systemd from the floodguard-test:<distro> image that `make images` builds, with the container
-settings of every Molecule scenario (molecule/shared/platform.yml). `up` writes .cache/testbed/<name>/inventory.yml (community.docker.docker
-connection; inventory hosts are the container names, fg-<name>-<host>, each in a group named <host>) and state.json (addresses, container names).
+settings of every Molecule scenario (molecule/shared/vars/platform.yml). `up` writes
+.cache/testbed/<name>/inventory.yml (community.docker.docker connection; inventory hosts are the container
+names, fg-<name>-<host>, each in a group named <host>) and state.json (addresses, container names).
 
 Examples:
   python3 tools/testbed.py up --name demo --distro bookworm --host web:172.29.0.10 --host attacker:172.29.0.20 \\
@@ -35,7 +36,7 @@ NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}$")
 DISTROS = ("bookworm", "trixie")
 BOOT_TIMEOUT_SECONDS = 90
 # The one definition of a test host's container (shared with every Molecule scenario).
-PLATFORM_FILE = os.path.join(REPO, "molecule", "shared", "platform.yml")
+PLATFORM_FILE = os.path.join(REPO, "molecule", "shared", "vars", "platform.yml")
 
 
 class TestbedError(Exception):
@@ -57,7 +58,7 @@ def docker(*args, check=True, capture=True, timeout=120):
 
 
 def platform():
-    """The container settings of molecule/shared/platform.yml (docker_container option names)."""
+    """The container settings of molecule/shared/vars/platform.yml (docker_container option names)."""
     import yaml  # PyYAML comes with Ansible (make venv)
 
     with open(PLATFORM_FILE) as handle:

@@ -70,7 +70,7 @@ def nftables_goal(results, key, size):
 
 
 def goals_text(goals, key):
-    return " and ".join("%s in under %s s" % (count(size), limit) for size, limit in sorted(
+    return " and ".join("%s in under %g s" % (count(size), limit) for size, limit in sorted(
         goals[key].items(), key=lambda item: int(item[0])))
 
 
@@ -119,8 +119,8 @@ def latency_section(results):
     return ["## 1. Attack-to-ban latency", "",
             "From the attacker's first rejected request (HTTP 429) to its first request whose packets the "
             "firewall drops. Goal: p95 under %s s." % goal, ""] + table(
-        ["Ban action", "Runs", "p50", "p95", "min–max", "rejection → fail2ban \"Ban\"", "\"Ban\" → dropped", "Goal"],
-        rows)
+        ["Ban action", "Runs", "p50", "p95", "min–max", "rejection → fail2ban \"Ban\"", "\"Ban\" → dropped",
+         "Goal"], rows)
 
 
 def timeline_paragraph(results):
@@ -295,14 +295,14 @@ def method_section(results):
                 recorded["testbed"]["subnet"], recorded["testbed"]["attacker_extra_addresses"]),
             "- Latency: tools/flood.py from a fresh attacker address, %s connections as fast as they go, one "
             "connection per request; the ban's moment is when the earliest request that got no answer was sent (a "
-            "connect that timed out after %s s, or a connection opened just before the ban whose answer was "
+            "connect that timed out after %g s, or a connection opened just before the ban whose answer was "
             "dropped). The fail2ban \"Ban\" time comes from /var/log/fail2ban.log." % (
                 latency["concurrency"], latency["timeout_s"]),
             "- Scale and restore: before every run fail2ban is stopped, its database removed and its firewall "
             "rules deleted, then started again. Addresses come from %s (benchmarking range; no traffic goes to "
             "them). Every run is capped at %s s; a capped run reports how many bans the firewall held." % (
                 recorded["ban_network"], recorded["cap_s"]),
-            "- Per-packet: tools/flood.py on the client for %s s per run, against the full stack (NGINX and "
+            "- Per-packet: tools/flood.py on the client for %g s per run, against the full stack (NGINX and "
             "Django), so the figure is what a legitimate user sees. fail2ban is first left to finish its work "
             "after the bans (under 5%% of a CPU), then frozen (SIGSTOP) while the client measures, so that only "
             "the firewall's cost is compared; the kernel's sets and rules keep working." % (

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: floodguard developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""tools/testbed.py: the test host's container comes from molecule/shared/platform.yml, as in Molecule."""
+"""tools/testbed.py: the test host's container comes from molecule/shared/vars/platform.yml, as in Molecule."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ _spec = importlib.util.spec_from_file_location("testbed", REPO / "tools" / "test
 testbed = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(testbed)
 
-PLATFORM = yaml.safe_load((REPO / "molecule" / "shared" / "platform.yml").read_text())["floodguard_platform"]
+PLATFORM = yaml.safe_load((REPO / "molecule" / "shared" / "vars" / "platform.yml").read_text())["floodguard_platform"]
 CONTAINER_KEYS = set(PLATFORM) - {"image"}
 
 
