@@ -10,9 +10,11 @@ import copy
 import json
 from pathlib import Path
 
-import bench_path  # noqa: F401  (tools/ and tools/bench/ on sys.path)
 import pytest
-import report
+
+import bench_modules
+
+report = bench_modules.load("report")
 
 RECORDED = json.loads((Path(__file__).parent / "fixtures" / "results.json").read_text())
 

@@ -5,9 +5,11 @@
 
 from __future__ import annotations
 
-import bench_path  # noqa: F401  (tools/ and tools/bench/ on sys.path)
 import pytest
-import settings
+
+import bench_modules
+
+settings = bench_modules.load("settings")
 
 
 def test_quick_runs_fewer_sizes_and_repeats_and_never_publishes():

@@ -5,9 +5,10 @@
 
 from __future__ import annotations
 
-import bench_path  # noqa: F401  (tools/ and tools/bench/ on sys.path)
-import flood
-import stats
+import bench_modules
+
+flood = bench_modules.load("flood")
+stats = bench_modules.load("stats")
 
 
 def test_the_percentile_is_flood_py_s_nearest_rank():
