@@ -30,9 +30,10 @@ container="fg-benchban-$suite-$action"
 
 docker rm -f "$container" >/dev/null 2>&1 || true
 trap 'docker rm -f "$container" >/dev/null 2>&1 || true' EXIT
-docker run -d --name "$container" --cap-add SYS_ADMIN --cap-add NET_ADMIN --cgroupns host \
-  -v /sys/fs/cgroup:/sys/fs/cgroup:rw --tmpfs /run --tmpfs /run/lock --stop-signal SIGRTMIN+3 \
-  "floodguard-test:$suite" >/dev/null
+# The test host's container settings and image: molecule/shared/vars/platform.yml, through tools/testbed.py.
+mapfile -t run_options < <(python3 "$repo/tools/testbed.py" docker-run-options --distro "$suite")
+[ "${#run_options[@]}" -gt 1 ] || { echo "tools/testbed.py docker-run-options failed" >&2; exit 1; }
+docker run -d --name "$container" "${run_options[@]}" >/dev/null
 for _ in $(seq 30); do docker exec "$container" systemctl is-system-running >/dev/null 2>&1 && break
   docker exec "$container" systemctl is-system-running 2>/dev/null | grep -q degraded && break; sleep 1; done
 docker exec "$container" env DEBIAN_FRONTEND=noninteractive \

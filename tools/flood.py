@@ -164,16 +164,21 @@ def _round(value):
     return None if value is None else round(value, 3)
 
 
+def percentile(values, pct):
+    """Nearest-rank percentile of a non-empty list: the value below which pct% of them lie.
+
+    The one definition of a percentile for flood.py's reports and make bench (tools/bench/stats.py).
+    """
+    ordered = sorted(values)
+    return ordered[max(1, math.ceil(pct / 100.0 * len(ordered))) - 1]
+
+
 def _percentiles(samples):
-    """Nearest-rank percentiles (and max) of latencies in ms; empty dict when nothing answered."""
+    """Percentiles (and max) of latencies in ms; empty dict when nothing answered."""
     if not samples:
         return {}
-    ordered = sorted(samples)
-    result = {}
-    for pct in PERCENTILES:
-        rank = max(1, math.ceil(pct / 100.0 * len(ordered)))
-        result["p%d" % pct] = round(ordered[rank - 1], 1)
-    result["max"] = round(ordered[-1], 1)
+    result = {"p%d" % pct: round(percentile(samples, pct), 1) for pct in PERCENTILES}
+    result["max"] = round(max(samples), 1)
     return result
 
 

@@ -3,9 +3,10 @@
 """Local Debian test hosts in Docker, with an Ansible inventory: the stage for `make demo` and `make bench`.
 
 A testbed is one Docker network and one container per host, all labelled with the testbed's name, each
-booting systemd from the floodguard-test:<distro> image that `make images` builds (the same container
-settings as the Molecule platforms). `up` writes .cache/testbed/<name>/inventory.yml (community.docker.docker
-connection; inventory hosts are the container names, fg-<name>-<host>, each in a group named <host>) and state.json (addresses, container names).
+booting systemd from the floodguard-test:<distro> image that `make images` builds, with the container
+settings of every Molecule scenario (molecule/shared/vars/platform.yml). `up` writes
+.cache/testbed/<name>/inventory.yml (community.docker.docker connection; inventory hosts are the container
+names, fg-<name>-<host>, each in a group named <host>) and state.json (addresses, container names).
 
 Examples:
   python3 tools/testbed.py up --name demo --distro bookworm --host web:172.29.0.10 --host attacker:172.29.0.20 \\
@@ -34,17 +35,8 @@ LABEL = "floodguard.testbed"
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}$")
 DISTROS = ("bookworm", "trixie")
 BOOT_TIMEOUT_SECONDS = 90
-# The settings systemd needs as PID 1 here (--privileged fails on these machines); NET_ADMIN also lets
-# the firewall and the extra addresses work. Same as .config/molecule/config.yml.
-CONTAINER_OPTIONS = [
-    "--cap-add", "SYS_ADMIN",
-    "--cap-add", "NET_ADMIN",
-    "--cgroupns", "host",
-    "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
-    "--tmpfs", "/run",
-    "--tmpfs", "/run/lock",
-    "--stop-signal", "SIGRTMIN+3",
-]
+# The one definition of a test host's container (shared with every Molecule scenario).
+PLATFORM_FILE = os.path.join(REPO, "molecule", "shared", "vars", "platform.yml")
 
 
 class TestbedError(Exception):
@@ -63,6 +55,32 @@ def docker(*args, check=True, capture=True, timeout=120):
     if check and done.returncode != 0:
         raise TestbedError("docker %s failed: %s" % (" ".join(args[:3]), (done.stderr or "").strip()))
     return (done.stdout or "").strip()
+
+
+def platform():
+    """The container settings of molecule/shared/vars/platform.yml (docker_container option names)."""
+    import yaml  # PyYAML comes with Ansible (make venv)
+
+    with open(PLATFORM_FILE) as handle:
+        return yaml.safe_load(handle)["floodguard_platform"]
+
+
+def image(distro):
+    return "%s:%s" % (platform()["image"], distro)
+
+
+def container_options():
+    """`docker run` options for platform(): systemd as PID 1 with the image's own CMD."""
+    settings = platform()
+    options = []
+    for capability in settings["capabilities"]:
+        options += ["--cap-add", capability]
+    options += ["--cgroupns", settings["cgroupns_mode"]]
+    for volume in settings["volumes"]:
+        options += ["-v", volume]
+    for mount in settings["tmpfs"]:
+        options += ["--tmpfs", mount]
+    return options + ["--stop-signal", settings["stop_signal"]]
 
 
 def container_name(testbed, host):
@@ -143,7 +161,7 @@ def plan(args):
     return {
         "name": args.name,
         "distro": args.distro,
-        "image": "floodguard-test:%s" % args.distro,
+        "image": image(args.distro),
         "network": network_name(args.name),
         "subnet": str(subnet),
         "gateway": str(gateway),
@@ -243,7 +261,7 @@ def up(args):
     try:
         for name, host in state["hosts"].items():
             docker("run", "-d", "--name", host["container"], "--hostname", name, "--label", label,
-                   "--network", state["network"], "--ip", host["address"], *CONTAINER_OPTIONS, state["image"])
+                   "--network", state["network"], "--ip", host["address"], *container_options(), state["image"])
         for name, host in state["hosts"].items():
             wait_for_boot(host["container"])
             if host["extra_addresses"]:
@@ -294,6 +312,9 @@ def parse_args(argv):
                        help="first extra address = subnet address + OFFSET (default 200)")
     stop = commands.add_parser("down", help="remove the hosts and the network")
     stop.add_argument("--name", type=_testbed_name, required=True)
+    options = commands.add_parser("docker-run-options",
+                                  help="print the `docker run` options and image of a test host, one a line")
+    options.add_argument("--distro", choices=DISTROS, default="bookworm")
     show = commands.add_parser("status", help="print the state of a testbed that is up (JSON)")
     show.add_argument("--name", type=_testbed_name, required=True)
     return parser.parse_args(argv)
@@ -306,6 +327,8 @@ def main(argv=None):
             up(args)
         elif args.command == "down":
             down(args.name)
+        elif args.command == "docker-run-options":
+            print("\n".join(container_options() + [image(args.distro)]))
         else:
             print(json.dumps(load_state(args.name), indent=2))
     except TestbedError as exc:

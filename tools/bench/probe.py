@@ -5,6 +5,8 @@
   probe.py count nftables|iptables-multiport NETWORK   addresses of NETWORK the firewall holds (JSON)
   probe.py wait  nftables|iptables-multiport NETWORK COUNT LIMIT_S
                                                      polls until the firewall holds COUNT of them (JSON)
+  probe.py restart nftables|iptables-multiport NETWORK COUNT LIMIT_S
+                                                     `systemctl restart fail2ban`, then waits as `wait` does
   probe.py memory                                    fail2ban's resident memory, NGINX's shared zones (JSON)
   probe.py fill  nftables|iptables-multiport NETWORK COUNT
                                                      tops the firewall up to COUNT addresses of NETWORK, in
@@ -110,6 +112,16 @@ def wait(backend, network, wanted, limit_s):
                     "epoch": epoch}
         # Polling costs CPU that the bans need too (2 cores): a few times a second is enough.
         time.sleep(0.05 if wanted <= 1000 else 0.2)
+
+
+def restart(backend, network, wanted, limit_s):
+    """Restarts fail2ban, then waits as wait() does until the firewall holds `wanted` addresses again."""
+    restart_epoch = time.time()
+    subprocess.run(["systemctl", "restart", "fail2ban"], check=True, env=ENV)
+    restart_command_s = round(time.time() - restart_epoch, 3)
+    result = wait(backend, network, wanted, limit_s)
+    result.update(restart_epoch=restart_epoch, restart_command_s=restart_command_s)
+    return result
 
 
 def main_pid(unit):
@@ -276,12 +288,14 @@ def main(argv):
             result = {"count": count(backend, network)}
         elif command == "wait":
             result = wait(backend, network, int(argv[3]), float(argv[4]))
+        elif command == "restart":
+            result = restart(backend, network, int(argv[3]), float(argv[4]))
         elif command == "fill":
             result = fill(backend, network, int(argv[3]))
         elif command == "trim":
             result = trim(backend, network, int(argv[3]))
         else:
-            raise SystemExit("unknown command %r: count, wait, memory, fill or trim" % command)
+            raise SystemExit("unknown command %r: count, wait, restart, memory, fill or trim" % command)
     json.dump(result, sys.stdout)
     sys.stdout.write("\n")
     return 0

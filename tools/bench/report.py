@@ -2,6 +2,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Turns the benchmark's results.json into results.md (Markdown tables) and timeline.png.
 
+Every figure and every setting in the prose comes from results.json (its "settings" and "goals").
+
   python3 tools/bench/report.py bench/results/<stamp>/results.json   re-renders results.md and timeline.png
 """
 
@@ -9,7 +11,7 @@ import json
 import os
 import sys
 
-DEFAULT_ACTIONS = ("nftables", "iptables-multiport")
+from stats import spread, summarize
 
 
 def seconds(value):
@@ -18,13 +20,27 @@ def seconds(value):
     return "%.0f ms" % (value * 1000) if value < 1 else "%.2f s" % value if value < 10 else "%.1f s" % value
 
 
-def spread(summary, fmt=seconds, unit="run"):
-    """'median (min–max, n runs)' of a summarize() dict."""
-    if not summary or not summary.get("n"):
-        return None
-    if summary["n"] == 1:
-        return "%s (1 %s)" % (fmt(summary["median"]), unit)
-    return "%s (%s–%s, %d %ss)" % (fmt(summary["median"]), fmt(summary["min"]), fmt(summary["max"]), summary["n"], unit)
+def count(value):
+    return format(int(value), ",")
+
+
+def goal_check(value, limit):
+    return "met" if value is not None and value < limit else "**not met**"
+
+
+def table(header, rows):
+    """A Markdown table and the blank line after it."""
+    return (["| %s |" % " | ".join(header), "|%s" % ("---|" * len(header))]
+            + ["| %s |" % " | ".join(row) for row in rows] + [""])
+
+
+def actions_in(results, key):
+    """The ban actions measured in results[key], in the order the run compared them."""
+    return [action for action in results["settings"]["actions"] if action in (results.get(key) or {})]
+
+
+def sizes_in(section):
+    return sorted({int(size) for entries in section.values() for size in entries})
 
 
 def timed_cell(entry, key):
@@ -32,35 +48,36 @@ def timed_cell(entry, key):
     if not entry:
         return "not run"
     summary = entry.get(key + "_summary") or {}
-    parts = []
-    finished = spread(summary)
-    if finished:
-        parts.append(finished)
+    parts = [part for part in [spread(summary, seconds)] if part]
     for run in summary.get("unfinished", []):
-        parts.append("**not finished in %s s** (%s of %s done)" % (run.get("cap_s") or "?", format(run["count"], ","),
-                                                                   format(run["of"], ",")))
-    skipped = [run.get("skipped") for run in entry.get(key, []) if run.get("skipped")]
-    if not parts and skipped:
-        parts.append("not measured: " + skipped[0])
-    if not parts and entry.get("skipped"):
-        parts.append(entry["skipped"])
+        parts.append("**not finished in %s s** (%s of %s done)" % (run.get("cap_s") or "?", count(run["count"]),
+                                                                   count(run["of"])))
+    skipped = [run["skipped"] for run in entry.get(key, []) if run.get("skipped")]
+    if not parts and (skipped or entry.get("skipped")):
+        parts.append("not measured: " + skipped[0] if skipped else entry["skipped"])
     if entry.get("cut"):
         parts.append("only " + entry["cut"])
     return "; ".join(parts) if parts else "not run"
 
 
-def goal_check(value, limit):
-    if value is None:
-        return "**not met**"
-    return "met" if value < limit else "**not met**"
+def nftables_goal(results, key, size):
+    """'< limit s: met' for nftables at `size` against goals[key + '_s'], or '–' without a goal."""
+    limit = results["goals"].get(key + "_s", {}).get(str(size))
+    if limit is None:
+        return "–"
+    summary = ((results["scale"].get("nftables") or {}).get(str(size)) or {}).get(key + "_summary") or {}
+    return "< %s s: %s" % (limit, goal_check(None if summary.get("unfinished") else summary.get("max"), limit))
 
 
-def markdown(results):
-    global ACTIONS
-    ACTIONS = tuple(results.get("settings", {}).get("actions") or DEFAULT_ACTIONS)
+def goals_text(goals, key):
+    return " and ".join("%s in under %g s" % (count(size), limit) for size, limit in sorted(
+        goals[key].items(), key=lambda item: int(item[0])))
+
+
+def header(results):
     machine = results.get("machine", {})
-    lines = ["# Benchmarks", ""]
-    lines += [
+    lines = [
+        "# Benchmarks", "",
         "Latest results of `make bench` (tools/bench/run.py; the numbers below are generated, do not edit them "
         "by hand).", "",
         "- Date: %s; whole run %s min." % (results.get("started"), round(results.get("wall_s", 0) / 60.0, 1)),
@@ -71,7 +88,9 @@ def markdown(results):
         "- Test hosts: Docker containers with systemd on that machine (%s): %s, %s, %s, %s." % (
             machine.get("testbed_distro"), machine.get("fail2ban"), machine.get("nginx"), machine.get("nft"),
             machine.get("iptables")),
-        "- Figures: median (min–max, number of runs) over repeated runs; both ban actions measured in the same run.",
+        "- Figures: median (min–max, number of runs) over repeated runs; %s measured in the same run." % (
+            "both ban actions" if len(results["settings"]["actions"]) == 2 else
+            ", ".join(results["settings"]["actions"])),
     ]
     load = results.get("load_average")
     if load:
@@ -79,211 +98,231 @@ def markdown(results):
                      "above the CPU count, other work was competing with the bench." % (
                          load.get("start"), load.get("end"), machine.get("nproc")))
     lines.append("")
-    for note in results.get("notes", []):
-        lines.append("> Note: %s" % note)
-    if results.get("notes"):
-        lines.append("")
-    goals = results.get("goals", {})
-
-    latency = results.get("latency", {})
-    if latency:
-        lines += ["## 1. Attack-to-ban latency", "",
-                  "From the attacker's first rejected request (HTTP 429) to its first request whose packets the "
-                  "firewall drops. Goal: p95 under %s s." % goals.get("latency_p95_s"), "",
-                  "| Ban action | Runs | p50 | p95 | min–max | rejection → fail2ban \"Ban\" | \"Ban\" → dropped | Goal |",
-                  "|---|---|---|---|---|---|---|---|"]
-        for action in ACTIONS:
-            entry = latency.get(action)
-            if not entry:
-                continue
-            summary = entry["summary"]
-            lines.append("| %s | %d%s | %s | %s | %s–%s | %s | %s | %s |" % (
-                action, summary["n"], " (+%d failed)" % entry["failed_runs"] if entry["failed_runs"] else "",
-                seconds(summary.get("p50")), seconds(summary.get("p95")), seconds(summary.get("min")),
-                seconds(summary.get("max")), seconds(entry["reject_to_fail2ban_ban_s"].get("median")),
-                seconds(entry["fail2ban_ban_to_drop_s"].get("median")),
-                goal_check(summary.get("p95"), goals.get("latency_p95_s", 1))))
-        lines.append("")
-
-    if results.get("timeline"):
-        timeline = results["timeline"]
-        lines += ["Requests per second around one ban (%s): the attacker sends 4 req/s (under the limit) for 6 s, "
-                  "then 30 req/s for 8 s; an allowlisted client sends 5 req/s throughout. Dropped requests are counted when "
-                  "they time out, %s s after they were sent. Plot: `timeline.png` next to results.json%s." % (
-                      timeline["action"], timeline["timeout_s"],
-                      " and [benchmarks-timeline.png](benchmarks-timeline.png)" if results.get("docs") else ""), ""]
-
-    scale = results.get("scale", {})
-    sizes = sorted({int(size) for action in scale.values() for size in action}, key=int)
-    if scale:
-        lines += ["## 2. Ban scale", "",
-                  "N addresses of 198.18.0.0/15 banned in the `manual` jail by one `fail2ban_ban` task, timed from the "
-                  "task's start until the firewall holds all N (read from `nft list ruleset` / `iptables-save`). "
-                  "Goals: 10,000 in under 10 s and 100,000 in under 60 s with the default action (nftables). "
-                  "fail2ban action of the `manual` jail: %s." % "; ".join(
-                      "`%s` → `%s`" % (action, name) for action, name in results.get("jail_actions", {}).items()), "",
-                  "| Bans | " + " | ".join(a for a in ACTIONS if a in scale) + " | Goal (nftables) |",
-                  "|---|" + "---|" * len([a for a in ACTIONS if a in scale]) + "---|"]
-        for size in sizes:
-            cells = [timed_cell(scale[action].get(str(size)), "ban") for action in ACTIONS if action in scale]
-            limit = goals.get("ban_s", {}).get(str(size))
-            goal = "–"
-            if limit is not None:
-                nft = (scale.get("nftables", {}).get(str(size)) or {}).get("ban_summary") or {}
-                goal = "< %s s: %s" % (limit, goal_check(nft.get("max") if not nft.get("unfinished") else None, limit))
-            lines.append("| %s | %s | %s |" % (format(size, ","), " | ".join(cells), goal))
-        lines.append("")
-        task_rows = []
-        for size in sizes:
-            cells = []
-            for action in ACTIONS:
-                if action not in scale:
-                    continue
-                runs = [run for run in (scale[action].get(str(size)) or {}).get("ban", []) if "task_s" in run]
-                cells.append(", ".join(seconds(run["task_s"]) for run in runs) or "–")
-            task_rows.append("| %s | %s |" % (format(size, ","), " | ".join(cells)))
-        lines += ["Time of the `fail2ban_ban` task alone, as Ansible reports it, per run:", "",
-                  "| Bans | " + " | ".join(a for a in ACTIONS if a in scale) + " |",
-                  "|---|" + "---|" * len([a for a in ACTIONS if a in scale])] + task_rows + [""]
-
-        lines += ["## 3. Restore after restart", "",
-                  "`systemctl restart fail2ban` with N bans, timed until the firewall holds all N again. "
-                  "Goal: 10,000 in under 10 s.", "",
-                  "| Bans | " + " | ".join(a for a in ACTIONS if a in scale) + " | Goal (nftables) |",
-                  "|---|" + "---|" * len([a for a in ACTIONS if a in scale]) + "---|"]
-        for size in sizes:
-            cells = [timed_cell(scale[action].get(str(size)), "restore") for action in ACTIONS if action in scale]
-            limit = goals.get("restore_s", {}).get(str(size))
-            goal = "–"
-            if limit is not None:
-                nft = (scale.get("nftables", {}).get(str(size)) or {}).get("restore_summary") or {}
-                goal = "< %s s: %s" % (limit, goal_check(nft.get("max") if not nft.get("unfinished") else None, limit))
-            lines.append("| %s | %s | %s |" % (format(size, ","), " | ".join(cells), goal))
-        lines.append("")
-
-    perpacket = results.get("perpacket", {})
-    if perpacket:
-        lines += ["## 4. Per-packet cost", "",
-                  "An allowlisted client on a new connection per request, 4 at a time, against the demo API through "
-                  "NGINX: requests served per second and p99 latency, with 0 and N addresses banned. With N bans every "
-                  "run is paired with one right after it on the same sets or chains emptied down to one ban (then "
-                  "filled again); the percentage is the median change over those pairs, since the machine drifts "
-                  "more between the start and the end of the bench than the firewall costs. Goal: nftables within "
-                  "%d%% of no bans." % round(goals.get("perpacket_within", 0.05) * 100), "",
-                  "| Bans | " + " | ".join("%s req/s | %s p99" % (a, a) for a in ACTIONS if a in perpacket) + " |",
-                  "|---|" + "---|---|" * len([a for a in ACTIONS if a in perpacket])]
-        pp_sizes = sorted({int(size) for action in perpacket.values() for size in action})
-        notes = []
-        for size in pp_sizes:
-            cells = []
-            for action in ACTIONS:
-                if action not in perpacket:
-                    continue
-                entry = perpacket[action].get(str(size))
-                if not entry:
-                    cells += ["–", "–"]
-                    continue
-                base = (perpacket[action].get("0") or {}).get("rate", {}).get("median")
-                rate = entry["rate"]
-                relative = ""
-                change = (entry.get("paired_change") or {}).get("median")
-                if size and change is not None:
-                    relative = " (%+.1f%% paired)" % (change * 100)
-                elif base and size and rate.get("median") is not None:
-                    relative = " (%+.1f%%)" % ((rate["median"] - base) / base * 100)
-                cells.append("%s%s" % (spread(rate, lambda v: "%.0f" % v), relative))
-                cells.append(spread(entry["p99_ms"], lambda v: "%.1f ms" % v) or "–")
-                if entry.get("note"):
-                    notes.append("%s, %s bans: %s." % (action, format(size, ","), entry["note"]))
-            lines.append("| %s | %s |" % (format(size, ","), " | ".join(cells)))
-        lines.append("")
-        nft = perpacket.get("nftables") or {}
-        base = (nft.get("0") or {}).get("rate", {}).get("median")
-        within = goals.get("perpacket_within", 0.05)
-        for size in pp_sizes:
-            entry = nft.get(str(size)) or {}
-            rate = (entry.get("rate") or {}).get("median")
-            change = (entry.get("paired_change") or {})
-            if size and change.get("median") is not None:
-                notes.append("Goal, nftables with %s bans within %d%% of no bans: %s (%+.1f%%, median of %d pairs, "
-                             "%+.1f%% to %+.1f%%; with one ban %s req/s)." % (
-                                 format(size, ","), round(within * 100),
-                                 "met" if change["median"] >= -within else "**not met**", change["median"] * 100,
-                                 change["n"], change["min"] * 100, change["max"] * 100,
-                                 spread(entry["paired_baseline"]["rate"], lambda v: "%.0f" % v)))
-            elif size and base and rate is not None:
-                notes.append("Goal, nftables with %s bans within %d%% of 0 bans: %s (%+.1f%%)." % (
-                    format(size, ","), round(within * 100), "met" if rate >= base * (1 - within) else "**not met**",
-                    (rate - base) / base * 100))
-        for note in notes:
-            lines.append("- " + note)
-        if notes:
-            lines.append("")
-
-    if scale:
-        lines += ["## 5. Memory", "",
-                  "fail2ban's resident memory (VmRSS of fail2ban-server) after the bans and after the restore, and the "
-                  "resident part of NGINX's limit_req zone (sum of Pss of the zone's shared mapping over NGINX's "
-                  "processes). Banned addresses never reach NGINX, so its zone grows with the addresses that do "
-                  "(one node per client address), not with N.", "",
-                  "| Bans | " + " | ".join("fail2ban RSS, %s" % a for a in ACTIONS if a in scale) + " | NGINX zone |",
-                  "|---|" + "---|" * len([a for a in ACTIONS if a in scale]) + "---|"]
-        idle = results.get("memory_idle") or {}
-        lines.append("| 0 | %s | %s |" % (" | ".join(
-            ("%.0f MiB" % idle[action]["fail2ban_rss_mib"]) if (idle.get(action) or {}).get("fail2ban_rss_mib") else "–"
-            for action in ACTIONS if action in scale), zone_cell(next(iter(idle.values()), {}))))
-        for size in sizes:
-            cells = []
-            zone = None
-            for action in ACTIONS:
-                if action not in scale:
-                    continue
-                samples = (scale[action].get(str(size)) or {}).get("memory", [])
-                rss = [s["fail2ban_rss_mib"] for s in samples if s.get("fail2ban_rss_mib") is not None]
-                cells.append(spread({"n": len(rss), "median": median(rss), "min": min(rss) if rss else None,
-                                     "max": max(rss) if rss else None}, lambda v: "%.0f MiB" % v, "sample") or "–")
-                zone = zone or (samples[-1] if samples else None)
-            lines.append("| %s | %s | %s |" % (format(size, ","), " | ".join(cells), zone_cell(zone or {})))
-        lines.append("")
-    lines += ["## Method", "",
-              "- Testbed: three containers on one Docker network (tools/testbed.py): `web` converged with the demo API, "
-              "`floodguard.shield.nginx_ratelimit` and `floodguard.shield.fail2ban` (tools/bench/converge.yml), "
-              "`attacker` with extra addresses (one per attack, so each starts unbanned), `client` allowlisted in "
-              "NGINX only (its packets pass the firewall's ban rules like any user's). The ban action is switched "
-              "by re-converging with `-e fail2ban_banaction=...`.",
-              "- Latency: tools/flood.py from a fresh attacker address, 2 connections as fast as they go, one "
-              "connection per request; the ban's moment is when the earliest request that got no answer was sent (a "
-              "connect that timed out after 1 s, or a connection opened just before the ban whose answer was "
-              "dropped). The fail2ban \"Ban\" time comes from /var/log/fail2ban.log.",
-              "- Scale and restore: before every run fail2ban is stopped, its database removed and its firewall "
-              "rules deleted, then started again. Addresses come from 198.18.0.0/15 (benchmarking range; no traffic "
-              "goes to them). Every run is capped; a capped run reports how many bans the firewall held.",
-              "- Per-packet: tools/flood.py on the client for a few seconds per run, against the full stack (NGINX "
-              "and Django), so the figure is what a legitimate user sees. fail2ban is first left to finish its "
-              "work after the bans (under 5% of a CPU), then frozen (SIGSTOP) while the client measures, so that "
-              "only the firewall's cost is compared; the kernel's sets and rules keep working.",
-              "- Memory: VmRSS from /proc/<pid>/status of fail2ban-server; the NGINX zone from /proc/<pid>/smaps.",
-              "- The machine was not otherwise idle unless stated; compare columns of the same run rather than runs.",
-              "",
-              "To run it: `make bench` (everything; results in `bench/results/<UTC time>/`, and this page is "
-              "rewritten after a complete run), `BENCH_QUICK=1 make bench` (1,000 and 10,000 bans, fewer repeats), "
-              "`tools/bench.sh --only latency,timeline` (a subset; `tools/bench.sh --help` lists the options).",
-              ""]
-    return "\n".join(lines)
+    notes = ["> Note: %s" % note for note in results.get("notes", [])]
+    return lines + notes + ([""] if notes else [])
 
 
-def median(values):
-    if not values:
-        return None
-    ordered = sorted(values)
-    middle = len(ordered) // 2
-    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2.0
+def latency_row(action, entry, goal):
+    summary = entry["summary"]
+    return [action, "%d%s" % (summary["n"], " (+%d failed)" % entry["failed_runs"] if entry["failed_runs"] else ""),
+            seconds(summary.get("p50")), seconds(summary.get("p95")),
+            "%s–%s" % (seconds(summary.get("min")), seconds(summary.get("max"))),
+            seconds(entry["reject_to_fail2ban_ban_s"].get("median")),
+            seconds(entry["fail2ban_ban_to_drop_s"].get("median")), goal_check(summary.get("p95"), goal)]
+
+
+def latency_section(results):
+    if not results.get("latency"):
+        return []
+    goal = results["goals"]["latency_p95_s"]
+    rows = [latency_row(action, results["latency"][action], goal) for action in actions_in(results, "latency")]
+    return ["## 1. Attack-to-ban latency", "",
+            "From the attacker's first rejected request (HTTP 429) to its first request whose packets the "
+            "firewall drops. Goal: p95 under %s s." % goal, ""] + table(
+        ["Ban action", "Runs", "p50", "p95", "min–max", "rejection → fail2ban \"Ban\"", "\"Ban\" → dropped",
+         "Goal"], rows)
+
+
+def timeline_paragraph(results):
+    timeline = results.get("timeline")
+    if not timeline:
+        return []
+    parts = results["settings"]["phases"]["timeline"]
+    calm, attack, client = parts["calm"], parts["attack"], parts["client"]
+    return ["Requests per second around one ban (%s): the attacker sends %s req/s (under the limit) for %s s, "
+            "then %s req/s for %s s; an allowlisted client sends %s req/s throughout. Dropped requests are counted "
+            "when they time out, %s s after they were sent. Plot: `timeline.png` next to results.json%s." % (
+                timeline["action"], calm["rate"], calm["duration_s"], attack["rate"], attack["duration_s"],
+                client["rate"], timeline["timeout_s"],
+                " and [benchmarks-timeline.png](benchmarks-timeline.png)" if results.get("docs") else ""), ""]
+
+
+def scale_cells(results, size, key):
+    return [timed_cell(results["scale"][action].get(str(size)), key) for action in actions_in(results, "scale")]
+
+
+def task_times(results, size):
+    cells = []
+    for action in actions_in(results, "scale"):
+        runs = (results["scale"][action].get(str(size)) or {}).get("ban", [])
+        cells.append(", ".join(seconds(run["task_s"]) for run in runs if "task_s" in run) or "–")
+    return cells
+
+
+def scale_section(results):
+    if not results.get("scale"):
+        return []
+    actions = actions_in(results, "scale")
+    sizes = sizes_in(results["scale"])
+    recorded = results["settings"]
+    jail_actions = "; ".join("`%s` → `%s`" % item for item in results.get("jail_actions", {}).items())
+    return (["## 2. Ban scale", "",
+             "N addresses of %s banned in the `%s` jail by one `fail2ban_ban` task, timed from the task's start "
+             "until the firewall holds all N (read from `nft list ruleset` / `iptables-save`). Goals: %s with the "
+             "default action (nftables). fail2ban action of the `%s` jail: %s." % (
+                 recorded["ban_network"], recorded["manual_jail"], goals_text(results["goals"], "ban_s"),
+                 recorded["manual_jail"], jail_actions), ""]
+            + table(["Bans"] + actions + ["Goal (nftables)"],
+                    [[count(size)] + scale_cells(results, size, "ban") + [nftables_goal(results, "ban", size)]
+                     for size in sizes])
+            + ["Time of the `fail2ban_ban` task alone, as Ansible reports it, per run:", ""]
+            + table(["Bans"] + actions, [[count(size)] + task_times(results, size) for size in sizes]))
+
+
+def restore_section(results):
+    if not results.get("scale"):
+        return []
+    return (["## 3. Restore after restart", "",
+             "`systemctl restart fail2ban` with N bans, timed until the firewall holds all N again. Goal: %s."
+             % goals_text(results["goals"], "restore_s"), ""]
+            + table(["Bans"] + actions_in(results, "scale") + ["Goal (nftables)"],
+                    [[count(size)] + scale_cells(results, size, "restore") + [nftables_goal(results, "restore", size)]
+                     for size in sizes_in(results["scale"])]))
+
+
+def rate(value):
+    return "%.0f" % value
+
+
+def milliseconds(value):
+    return "%.1f ms" % value
+
+
+def perpacket_cells(entries, size):
+    """The rate (with its change against no bans) and p99 cells of one action at `size` bans."""
+    entry = entries.get(str(size))
+    if not entry:
+        return ["–", "–"]
+    relative = ""
+    change = (entry.get("paired_change") or {}).get("median")
+    base = ((entries.get("0") or {}).get("rate") or {}).get("median")
+    if size and change is not None:
+        relative = " (%+.1f%% paired)" % (change * 100)
+    elif base and size and entry["rate"].get("median") is not None:
+        relative = " (%+.1f%%)" % ((entry["rate"]["median"] - base) / base * 100)
+    return ["%s%s" % (spread(entry["rate"], rate), relative), spread(entry["p99_ms"], milliseconds) or "–"]
+
+
+def perpacket_goal(entries, size, within):
+    """The goal line of nftables at `size` bans: paired change, else against the run with no bans."""
+    entry = entries.get(str(size)) or {}
+    change = entry.get("paired_change") or {}
+    if change.get("median") is not None:
+        return ("Goal, nftables with %s bans within %d%% of no bans: %s (%+.1f%%, median of %d pairs, %+.1f%% to "
+                "%+.1f%%; with one ban %s req/s)." % (
+                    count(size), round(within * 100), "met" if change["median"] >= -within else "**not met**",
+                    change["median"] * 100, change["n"], change["min"] * 100, change["max"] * 100,
+                    spread(entry["paired_baseline"]["rate"], rate)))
+    base = ((entries.get("0") or {}).get("rate") or {}).get("median")
+    value = (entry.get("rate") or {}).get("median")
+    if base and value is not None:
+        return "Goal, nftables with %s bans within %d%% of 0 bans: %s (%+.1f%%)." % (
+            count(size), round(within * 100), "met" if value >= base * (1 - within) else "**not met**",
+            (value - base) / base * 100)
+    return None
+
+
+def perpacket_section(results):
+    perpacket = results.get("perpacket")
+    if not perpacket:
+        return []
+    actions = actions_in(results, "perpacket")
+    sizes = sizes_in(perpacket)
+    within = results["goals"]["perpacket_within"]
+    notes = ["%s, %s bans: %s." % (action, count(size), perpacket[action][str(size)]["note"])
+             for size in sizes for action in actions if (perpacket[action].get(str(size)) or {}).get("note")]
+    notes += [line for line in (perpacket_goal(perpacket.get("nftables") or {}, size, within)
+                                for size in sizes if size) if line]
+    concurrency = results["settings"]["phases"]["perpacket"]["concurrency"]
+    return (["## 4. Per-packet cost", "",
+             "An allowlisted client on a new connection per request, %s at a time, against the demo API through "
+             "NGINX: requests served per second and p99 latency, with 0 and N addresses banned. With N bans every "
+             "run is paired with one right after it on the same sets or chains emptied down to one ban (then "
+             "filled again); the percentage is the median change over those pairs, since the machine drifts "
+             "more between the start and the end of the bench than the firewall costs. Goal: nftables within "
+             "%d%% of no bans." % (concurrency, round(within * 100)), ""]
+            + table(["Bans"] + [column % action for action in actions for column in ("%s req/s", "%s p99")],
+                    [[count(size)] + [cell for action in actions for cell in perpacket_cells(perpacket[action], size)]
+                     for size in sizes])
+            + ["- " + note for note in notes] + ([""] if notes else []))
 
 
 def zone_cell(sample):
-    if sample.get("nginx_zone_resident_kib") is None:
+    if not sample or sample.get("nginx_zone_resident_kib") is None:
         return "–"
-    return "%s KiB of %s KiB" % (format(sample["nginx_zone_resident_kib"], ","), format(sample["nginx_zone_size_kib"], ","))
+    return "%s KiB of %s KiB" % (count(sample["nginx_zone_resident_kib"]), count(sample["nginx_zone_size_kib"]))
+
+
+def mib(value):
+    return "%.0f MiB" % value
+
+
+def memory_row(results, size):
+    """fail2ban's RSS per action at `size` bans (its samples' spread) and the NGINX zone of the last sample."""
+    cells, zone = [], None
+    for action in actions_in(results, "scale"):
+        samples = (results["scale"][action].get(str(size)) or {}).get("memory", [])
+        cells.append(spread(summarize([sample.get("fail2ban_rss_mib") for sample in samples]), mib, "sample") or "–")
+        zone = zone or (samples[-1] if samples else None)
+    return [count(size)] + cells + [zone_cell(zone)]
+
+
+def memory_section(results):
+    if not results.get("scale"):
+        return []
+    actions = actions_in(results, "scale")
+    idle = results.get("memory_idle") or {}
+    idle_row = ["0"] + [mib(idle[action]["fail2ban_rss_mib"]) if (idle.get(action) or {}).get("fail2ban_rss_mib")
+                        else "–" for action in actions] + [zone_cell(next(iter(idle.values()), {}))]
+    return (["## 5. Memory", "",
+             "fail2ban's resident memory (VmRSS of fail2ban-server) after the bans and after the restore, and the "
+             "resident part of NGINX's limit_req zone (sum of Pss of the zone's shared mapping over NGINX's "
+             "processes). Banned addresses never reach NGINX, so its zone grows with the addresses that do "
+             "(one node per client address), not with N.", ""]
+            + table(["Bans"] + ["fail2ban RSS, %s" % action for action in actions] + ["NGINX zone"],
+                    [idle_row] + [memory_row(results, size) for size in sizes_in(results["scale"])]))
+
+
+def method_section(results):
+    recorded = results["settings"]
+    latency = recorded["phases"]["latency"]
+    return ["## Method", "",
+            "- Testbed: three containers on one Docker network (tools/testbed.py, %s): `web` converged with the "
+            "demo API, `floodguard.shield.nginx_ratelimit` and `floodguard.shield.fail2ban` "
+            "(tools/bench/converge.yml), `attacker` with %s extra addresses (one per attack, so each starts "
+            "unbanned), `client` allowlisted in NGINX only (its packets pass the firewall's ban rules like any "
+            "user's). The ban action is switched by re-converging with `-e fail2ban_banaction=...`." % (
+                recorded["testbed"]["subnet"], recorded["testbed"]["attacker_extra_addresses"]),
+            "- Latency: tools/flood.py from a fresh attacker address, %s connections as fast as they go, one "
+            "connection per request; the ban's moment is when the earliest request that got no answer was sent (a "
+            "connect that timed out after %g s, or a connection opened just before the ban whose answer was "
+            "dropped). The fail2ban \"Ban\" time comes from /var/log/fail2ban.log." % (
+                latency["concurrency"], latency["timeout_s"]),
+            "- Scale and restore: before every run fail2ban is stopped, its database removed and its firewall "
+            "rules deleted, then started again. Addresses come from %s (benchmarking range; no traffic goes to "
+            "them). Every run is capped at %s s; a capped run reports how many bans the firewall held." % (
+                recorded["ban_network"], recorded["cap_s"]),
+            "- Per-packet: tools/flood.py on the client for %g s per run, against the full stack (NGINX and "
+            "Django), so the figure is what a legitimate user sees. fail2ban is first left to finish its work "
+            "after the bans (under 5%% of a CPU), then frozen (SIGSTOP) while the client measures, so that only "
+            "the firewall's cost is compared; the kernel's sets and rules keep working." % (
+                recorded["perpacket_seconds"]),
+            "- Memory: VmRSS from /proc/<pid>/status of fail2ban-server; the NGINX zone from /proc/<pid>/smaps.",
+            "- The machine was not otherwise idle unless stated; compare columns of the same run rather than runs.",
+            "",
+            "To run it: `make bench` (everything; results in `bench/results/<UTC time>/`, and this page is "
+            "rewritten after a complete run), `BENCH_QUICK=1 make bench` (%s bans, fewer repeats), "
+            "`tools/bench.sh --only latency,timeline` (a subset; `tools/bench.sh --help` lists the options)." % (
+                " and ".join(count(size) for size in recorded["quick_sizes"])),
+            ""]
+
+
+SECTIONS = (header, latency_section, timeline_paragraph, scale_section, restore_section, perpacket_section,
+            memory_section, method_section)
+
+
+def markdown(results):
+    return "\n".join(line for section in SECTIONS for line in section(results))
 
 
 def plot(timeline, path):
@@ -308,8 +347,10 @@ def plot(timeline, path):
                                ("fail2ban_ban_t", "black", "fail2ban Ban"),
                                ("first_drop_sent_t", "tab:red", "first dropped request sent")):
         if timeline.get(key) is not None:
-            axes.axvline(timeline[key], color=colour, linestyle=":", linewidth=1.5, label="%s (%.2f s)" % (label, timeline[key]))
-    axes.set_xlabel("seconds (dropped requests are counted when they time out, %s s after sending)" % timeline["timeout_s"])
+            axes.axvline(timeline[key], color=colour, linestyle=":", linewidth=1.5,
+                         label="%s (%.2f s)" % (label, timeline[key]))
+    axes.set_xlabel("seconds (dropped requests are counted when they time out, %s s after sending)"
+                    % timeline["timeout_s"])
     axes.set_ylabel("requests per second")
     axes.set_title("One attacker address banned (%s)" % timeline["action"])
     axes.legend(fontsize=8, loc="upper left")
@@ -319,15 +360,18 @@ def plot(timeline, path):
     plt.close(figure)
 
 
-def main(argv):
-    path = argv[0]
-    with open(path) as handle:
-        results = json.load(handle)
-    folder = os.path.dirname(path)
+def write(results, folder):
+    """results.md, and timeline.png when the run has a timeline, in `folder`."""
     with open(os.path.join(folder, "results.md"), "w") as handle:
         handle.write(markdown(results))
     if results.get("timeline"):
         plot(results["timeline"], os.path.join(folder, "timeline.png"))
+
+
+def main(argv):
+    path = argv[0]
+    with open(path) as handle:
+        write(json.load(handle), os.path.dirname(path))
     return 0
 
 

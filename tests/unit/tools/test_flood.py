@@ -37,3 +37,10 @@ def test_a_reset_is_not_taken_for_a_ban():
     stats = flood.SourceStats("192.0.2.1", max_requests=100, rate=0)
     stats.record(0.5, None, None, "failed:reset", stop_after_drops=0, sent_s=0.4)
     assert stats.summary(with_timeline=False)["first_unanswered_sent_s"] is None
+
+
+def test_latency_percentiles_are_nearest_rank():
+    samples = [float(value) for value in range(1, 101)]
+    assert flood.percentile(samples, 99) == 99.0
+    assert flood._percentiles(samples) == {"p50": 50.0, "p90": 90.0, "p99": 99.0, "max": 100.0}
+    assert flood._percentiles([]) == {}

@@ -1,0 +1,257 @@
+# Copyright: floodguard developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The benchmark's testbed (tools/testbed.py) as the phases use it: commands, floods, playbooks, fail2ban state.
+
+One Host per run. Its `action` is the fail2ban_banaction the web host is converged with (converge()).
+"""
+
+import datetime
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import settings
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.dirname(HERE))
+import testbed  # noqa: E402  (tools/testbed.py)
+
+FLOOD_DIR = "/usr/local/lib/floodguard-bench"
+PROBE = "/usr/local/bin/floodguard-bench-probe"
+# Which fail2ban_banaction the web host was last converged with (for --reuse).
+ACTION_MARKER = "/etc/floodguard-bench-action"
+FLOOD = os.path.join(REPO, "tools", "flood.py")
+# Runs tools/flood.py once per argv (JSON list in argv[1]) back to back in one process; each report
+# carries the epoch taken right before flood.run() starts its clock, so that its times line up with
+# fail2ban's log within a millisecond, and consecutive runs follow each other without a gap.
+FLOODS = """import json, sys, time
+sys.path.insert(0, %r)
+import flood
+for argv in json.loads(sys.argv[1]):
+    args = flood.parse_args(argv)
+    started = time.time()
+    report = flood.run(args)
+    report["started_epoch"] = started
+    print(json.dumps(report))
+""" % FLOOD_DIR
+
+
+def log(message):
+    print("[bench %s] %s" % (datetime.datetime.now().strftime("%H:%M:%S"), message), flush=True)
+
+
+class Host:
+    """The testbed's three hosts (web, attacker, client), reached through `docker exec`."""
+
+    def __init__(self, logs):
+        self.logs = logs
+        self.action = None
+        self.state = None
+        self.inventory = os.path.join(testbed.state_dir(settings.TESTBED), "inventory.yml")
+
+    @property
+    def backend(self):
+        return settings.backend(self.action)
+
+    # ---- testbed ---------------------------------------------------------------------------------------
+
+    def up(self, distro, reuse):
+        """Brings the testbed up (or takes the one left by --keep); returns the unused attacker addresses."""
+        if reuse and os.path.exists(os.path.join(testbed.state_dir(settings.TESTBED), "state.json")):
+            log("reusing the testbed that is up")
+            self.state = testbed.load_state(settings.TESTBED)
+            self.copy_tools()
+            banned = set(self.fail2ban_log_bans())
+            return [address for address in self.attack_sources() if address not in banned]
+        log("testbed up: web %s, attacker %s (+%d addresses), client %s"
+            % (settings.WEB, settings.ATTACKER, settings.ATTACKER_EXTRA, settings.CLIENT))
+        argv = ["up", "--name", settings.TESTBED, "--distro", distro, "--subnet", settings.SUBNET,
+                "--host", "web:" + settings.WEB, "--host", "attacker:" + settings.ATTACKER,
+                "--host", "client:" + settings.CLIENT,
+                "--extra-addresses", "attacker:%d" % settings.ATTACKER_EXTRA, "--extra-start", "100"]
+        if testbed.main(argv) != 0:
+            raise RuntimeError("tools/testbed.py up failed (see above)")
+        self.state = testbed.load_state(settings.TESTBED)
+        self.copy_tools()
+        return self.attack_sources()
+
+    def attack_sources(self):
+        return list(self.state["hosts"]["attacker"]["extra_addresses"])
+
+    def down(self):
+        log("testbed down")
+        testbed.down(settings.TESTBED, quiet=True)
+
+    def container(self, host):
+        return testbed.container_name(settings.TESTBED, host)
+
+    def copy(self, source, host, destination):
+        subprocess.run(["docker", "cp", source, "%s:%s" % (self.container(host), destination)], check=True)
+
+    def copy_tools(self):
+        for host in ("attacker", "client"):
+            self.exec(host, ["mkdir", "-p", FLOOD_DIR])
+            self.copy(FLOOD, host, FLOOD_DIR + "/flood.py")
+        self.copy(os.path.join(HERE, "probe.py"), "web", PROBE)
+
+    # ---- commands --------------------------------------------------------------------------------------
+
+    def exec(self, host, argv, timeout=120, check=True, stdin=None):
+        """`docker exec` of an argv list on a host; RuntimeError naming the command when it fails."""
+        done = subprocess.run(["docker", "exec", "-i" if stdin is not None else "-t=false", self.container(host)]
+                              + [str(item) for item in argv], input=stdin, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, universal_newlines=True, timeout=timeout, check=False)
+        if check and done.returncode != 0:
+            raise RuntimeError("%s on %s failed (rc %d): %s" % (" ".join(str(item) for item in argv[:4]), host,
+                                                                done.returncode,
+                                                                (done.stderr or done.stdout).strip()[-2000:]))
+        return done
+
+    def first_line(self, argv):
+        """The first line a command prints on the web host ('' when it fails)."""
+        done = self.exec("web", argv, check=False)
+        text = (done.stdout or done.stderr).strip() if done.returncode == 0 else ""
+        return text.splitlines()[0] if text else ""
+
+    def probe(self, *argv, timeout=120):
+        """tools/bench/probe.py on the web host; its JSON answer."""
+        return json.loads(self.exec("web", ["python3", PROBE, *argv], timeout=timeout).stdout)
+
+    def probe_process(self, *argv):
+        """probe.py on the web host, started in the background (the caller reads its JSON from stdout)."""
+        return subprocess.Popen(["docker", "exec", self.container("web"), "python3", PROBE]
+                                + [str(item) for item in argv], stdout=subprocess.PIPE, universal_newlines=True)
+
+    def playbook(self, playbook, extra, logname, timeout, json_output=False):
+        """ansible-playbook on the testbed with extra vars; (rc or None if killed at timeout, output).
+
+        The output goes straight to logs/<logname>.log, so that a long converge can be followed (tail -f).
+        """
+        varsfile = os.path.join(self.logs, logname + ".vars.json")
+        with open(varsfile, "w") as handle:
+            json.dump(extra, handle)
+        env = dict(os.environ, ANSIBLE_FORCE_COLOR="false", ANSIBLE_NOCOLOR="1",
+                   ANSIBLE_LOCALHOST_WARNING="false", ANSIBLE_DEPRECATION_WARNINGS="false")
+        if json_output:
+            env["ANSIBLE_STDOUT_CALLBACK"] = "ansible.posix.json"
+        argv = ["ansible-playbook", "-i", self.inventory, playbook, "-e", "@" + varsfile]
+        logfile = os.path.join(self.logs, logname + ".log")
+        with open(logfile, "w") as handle:
+            process = subprocess.Popen(argv, stdout=handle, stderr=subprocess.STDOUT, env=env,
+                                       universal_newlines=True, start_new_session=True)
+            try:
+                returncode = process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+                handle.write("\n[bench] killed after %s s\n" % timeout)
+                returncode = None
+        with open(logfile) as handle:
+            return returncode, handle.read()
+
+    # ---- floods ----------------------------------------------------------------------------------------
+
+    def flood(self, host, sources, options, timeout=180):
+        """tools/flood.py on `host` against the API from `sources`; (epoch of its start, its JSON report)."""
+        argv = [settings.URL] + [item for source in sources for item in ("--source", source)] + options
+        return self.floods(host, [argv], timeout)[0]
+
+    def floods(self, host, argvs, timeout=180):
+        """tools/flood.py once per argv, back to back in one process on `host`: [(start epoch, report)]."""
+        done = self.exec(host, ["python3", "-c", FLOODS, json.dumps(argvs)], timeout=timeout)
+        reports = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+        return [(report["started_epoch"], report) for report in reports]
+
+    # ---- the web host's defence -------------------------------------------------------------------------
+
+    def converge(self, action, reuse, allowlist):
+        """Converges the web host with fail2ban_banaction=action; seconds it took (None: reused)."""
+        self.action = action
+        if reuse and self.exec("web", ["cat", ACTION_MARKER], check=False).stdout.strip() == action:
+            log("web is converged with %s already (--reuse)" % action)
+            return None
+        log("converge web with fail2ban_banaction=%s" % action)
+        started = time.monotonic()
+        extra = {"fail2ban_banaction": action, "nginx_ratelimit_allowlist": allowlist}
+        rc, output = self.playbook(os.path.join(HERE, "converge.yml"), extra, "converge-" + action, timeout=1800)
+        if rc != 0:
+            print(output[-4000:], file=sys.stderr)
+            raise RuntimeError("converging the web host failed; log: %s/converge-%s.log" % (self.logs, action))
+        self.exec("web", ["tee", ACTION_MARKER], stdin=action + "\n")
+        return round(time.monotonic() - started, 1)
+
+    def jail_action(self, jail):
+        """What fail2ban runs for `jail` (the stock action or floodguard's)."""
+        done = self.exec("web", ["fail2ban-client", "get", jail, "actions"], check=False)
+        return (done.stdout.strip().splitlines() or [""])[-1]
+
+    def reset(self):
+        """Fresh fail2ban: no bans in its database or the firewall, every jail running (reset.sh)."""
+        with open(os.path.join(HERE, "reset.sh")) as handle:
+            self.exec("web", ["sh", "-s", settings.MANUAL_JAIL], stdin=handle.read(), timeout=120)
+
+    def banned_in_firewall(self):
+        return self.probe("count", self.backend, settings.BAN_NETWORK)["count"]
+
+    def freeze_fail2ban(self):
+        """SIGSTOP: fail2ban changes nothing more (killed, systemd would restart it and flush its sets)."""
+        self.exec("web", ["systemctl", "kill", "--signal=SIGSTOP", "fail2ban"], check=False)
+
+    def thaw_fail2ban(self):
+        self.exec("web", ["systemctl", "kill", "--signal=SIGCONT", "fail2ban"], check=False)
+
+    def frozen_count(self):
+        """Bans in the firewall, counted after freezing fail2ban so that the count is stable."""
+        self.freeze_fail2ban()
+        return self.banned_in_firewall()
+
+    def fail2ban_log_bans(self):
+        """Addresses fail2ban's log says it banned (any jail)."""
+        done = self.exec("web", ["grep", "-ho", "Ban [0-9.]*", "/var/log/fail2ban.log"], check=False)
+        return [line.split()[1] for line in done.stdout.splitlines() if len(line.split()) == 2]
+
+    def fail2ban_ban_epoch(self, address, jail=settings.ATTACK_JAIL):
+        """Time of fail2ban's 'Ban <address>' notice (its log file), as an epoch; None if absent."""
+        done = self.exec("web", ["grep", "-h", "] Ban %s" % address, "/var/log/fail2ban.log"], check=False)
+        for line in done.stdout.splitlines():
+            if "[%s]" % jail in line and line.rstrip().endswith(" Ban " + address):
+                return datetime.datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+        return None
+
+    def fail2ban_cpu_s(self):
+        """CPU seconds fail2ban-server has used (all its threads); None if it is not running."""
+        pid = self.exec("web", ["systemctl", "show", "-p", "MainPID", "--value", "fail2ban"], check=False).stdout
+        if not pid.strip().isdigit() or int(pid) == 0:
+            return None
+        done = self.exec("web", ["cat", "/proc/%d/stat" % int(pid)], check=False)
+        ticks = self.exec("web", ["getconf", "CLK_TCK"], check=False).stdout.strip()
+        fields = done.stdout.rsplit(")", 1)[-1].split()
+        if done.returncode != 0 or len(fields) < 13 or not ticks.isdigit():
+            return None
+        # utime and stime: fields 14 and 15 of /proc/<pid>/stat, 12 and 13 after the command name.
+        return (int(fields[11]) + int(fields[12])) / float(ticks)
+
+    def wait_fail2ban_idle(self, limit_s=60):
+        """Seconds until fail2ban uses under 5% of a CPU (after a ban or restore it still writes its database)."""
+        started = time.monotonic()
+        before = self.fail2ban_cpu_s()
+        while before is not None and time.monotonic() - started < limit_s:
+            time.sleep(1)
+            after = self.fail2ban_cpu_s()
+            if after is None or after - before < 0.05:
+                break
+            before = after
+        return round(time.monotonic() - started, 1)
+
+    def memory(self):
+        """fail2ban's resident memory and NGINX's largest shared zone (probe.py memory)."""
+        sample = self.probe("memory")
+        zones = sample["nginx_zones"]
+        return {"fail2ban_rss_mib": None if sample["fail2ban_rss_kb"] is None else
+                round(sample["fail2ban_rss_kb"] / 1024, 1),
+                "nginx_zone_resident_kib": zones[0]["resident_kb"] if zones else None,
+                "nginx_zone_size_kib": zones[0]["size_kb"] if zones else None}
