@@ -15,7 +15,8 @@ newest_core="${NEWEST_CORE:-2.21}"
 newest_core_scenarios=" ${NEWEST_CORE_SCENARIOS:-} "
 # Molecule's docker driver needs community.docker: the container's venv takes it from .venv's
 # `ansible` package (the checkout is bind-mounted at the same path).
-host_collections="$(ls -d "$PWD"/.venv/lib/python3*/site-packages | head -n 1)"
+site_packages=("$PWD"/.venv/lib/python3*/site-packages)
+host_collections="${site_packages[0]}"
 log_dir=".cache/molecule-logs"
 mkdir -p "$log_dir"
 
