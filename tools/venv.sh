@@ -9,6 +9,10 @@ requirements="${1:?usage: $0 REQUIREMENTS [PYTHON]}"
 python="${2:-python3}"
 key="$( (cat "$repo/$requirements"; "$python" -VV) | sha256sum | cut -c1-12)"
 venv="$repo/.cache/venvs/$(basename "$requirements" .txt)-$key"
+# Parallel stages may ask for the same venv: one builds it, the others wait for it.
+mkdir -p "$repo/.cache/venvs"
+exec 9>"$venv.lock"
+flock 9
 if [ ! -e "$venv/.installed" ]; then
   echo "building $venv from $requirements ($("$python" -V))" >&2
   rm -rf "$venv"
