@@ -61,3 +61,4 @@ install -m 0644 "$repo/tools/get_pip_standin.py" "$HOME/.ansible/test/cache/get_
 cd "$scratch/ansible_collections/floodguard/shield"
 python_version="$("$bin/python" -c 'import sys;print("%d.%d" % sys.version_info[:2])')"
 "$bin/ansible-test" sanity --local --python "$python_version" --requirements --color no
+echo "ansible-test sanity on ansible-core $("$bin/python" -c 'import ansible.release as r; print(r.__version__)') (Python $python_version): passed"
