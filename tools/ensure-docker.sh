@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Makes sure a Docker engine answers, and that debootstrap and shellcheck are present (shellcheck for
 # ansible-test sanity, which `make test` runs on several core lines at once: one apt-get here, not one
-# each). Uses a running engine as it is; otherwise installs Debian's docker.io and starts dockerd (these machines have no systemd as PID 1).
+# each). Uses a running engine as it is; otherwise installs Debian's docker.io and starts dockerd
+# (these machines have no systemd as PID 1).
 set -euo pipefail
 
 need_apt=()
