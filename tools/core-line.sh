@@ -1,23 +1,21 @@
 #!/usr/bin/env bash
 # Runs COMMAND with the ansible-core line LINE first on PATH, from the checkout's root.
-#   2.19        this host's .venv (Python 3.11; `make venv`)
-#   2.16        a venv on this host from requirements-core-2.16.txt
+#   2.19        this host's .venv (Python 3.11; `make venv`), the oldest line requires_ansible admits
 #   2.20 2.21   a venv inside the controller container (tools/controller.sh: Debian 13, Python 3.13),
 #               since these lines need Python >= 3.12
 # Venvs live in .cache/venvs/<requirements>-<hash of the file and the Python version> and are reused
 # until either changes. Usage: tools/core-line.sh LINE COMMAND...
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
-line="${1:?usage: $0 2.16|2.19|2.20|2.21 COMMAND...}"
+line="${1:?usage: $0 2.19|2.20|2.21 COMMAND...}"
 shift
 cd "$repo"
 
 case "$line" in
   2.19) where=host requirements="" ;;
-  2.16) where=host requirements="requirements-core-$line.txt" ;;
   2.20 | 2.21) where=container requirements="requirements-core-$line.txt" ;;
   *)
-    echo "unknown ansible-core line '$line': give 2.16, 2.19, 2.20 or 2.21 (see requirements-core-*.txt)" >&2
+    echo "unknown ansible-core line '$line': give 2.19, 2.20 or 2.21 (see requirements-core-*.txt)" >&2
     exit 2
     ;;
 esac
