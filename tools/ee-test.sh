@@ -73,7 +73,10 @@ run_job() {
   rm -rf "$runner/artifacts" "$runner/env"
   mkdir -p "$runner/env"
   echo "$extravars" >"$runner/env/extravars"
+  # As AWX runs it: the image's own user (uid 1000), writing its artifacts into the private data dir.
+  chmod -R a+rwX "$runner"
   docker run --rm \
+    --group-add "$(stat -c %g /var/run/docker.sock)" \
     -v "$runner:/runner" \
     -v /var/run/docker.sock:/var/run/docker.sock \
     -v "$(command -v docker):/usr/local/bin/docker:ro" \
