@@ -3,7 +3,8 @@
 # for the ansible-core lines that need Python >= 3.12 while this host has 3.11.
 # The checkout is bind-mounted at its own absolute path, so that venvs cached in .cache/ and the
 # sources of Molecule's bind mounts resolve the same inside and on the host; the Docker socket and
-# the host's (static) docker CLI let Molecule start its test containers next to this one.
+# the host's docker CLI (Go; Debian 13's libc is newer than 12's) let Molecule start its test
+# containers next to this one.
 # Usage: tools/controller.sh COMMAND...   (from the checkout's root)
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
@@ -29,10 +30,6 @@ if [ "$(docker image inspect --format '{{index .Config.Labels "floodguard.base"}
   docker rm "$builder" >/dev/null
 fi
 docker_cli="$(command -v docker)"
-if ! file -L "$docker_cli" 2>/dev/null | grep -q 'statically linked'; then
-  # A dynamically linked CLI may not find its libraries in the container: use it anyway, say so.
-  echo "note: $docker_cli is not statically linked; the controller container uses it as it is" >&2
-fi
 
 args=(
   --rm --init --network host

@@ -35,7 +35,7 @@ ee["dependencies"]["galaxy"] = {"collections": [
     {"name": "/build/files/" + artifact, "type": "file"},
     {"name": "/build/files/amazon.aws", "type": "dir"},
 ]}
-ee["additional_build_files"] = [{"src": stage + "/files", "dest": "."}]
+ee["additional_build_files"] = [{"src": stage + "/files", "dest": "files"}]
 ee["additional_build_steps"]["prepend_base"][0:0] = [
     "COPY _build/files/ca-certificates.crt /etc/ssl/certs/floodguard-build-ca.crt",
     "ENV PIP_CERT=/etc/ssl/certs/floodguard-build-ca.crt",
