@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# Makes sure a Docker engine answers and debootstrap is present. Uses a running engine as it is;
-# otherwise installs Debian's docker.io and starts dockerd (these machines have no systemd as PID 1).
+# Makes sure a Docker engine answers, and that debootstrap and shellcheck are present (shellcheck for
+# ansible-test sanity, which `make test` runs on several core lines at once: one apt-get here, not one
+# each). Uses a running engine as it is; otherwise installs Debian's docker.io and starts dockerd
+# (these machines have no systemd as PID 1).
 set -euo pipefail
 
 need_apt=()
 command -v dockerd >/dev/null 2>&1 || need_apt+=(docker.io)
 command -v debootstrap >/dev/null 2>&1 || need_apt+=(debootstrap)
+command -v shellcheck >/dev/null 2>&1 || need_apt+=(shellcheck)
 if [ "${#need_apt[@]}" -gt 0 ]; then
   echo "installing ${need_apt[*]} from Debian"
   apt-get update -qq
