@@ -9,40 +9,6 @@ import datetime
 
 from ansible.errors import AnsibleFilterError
 
-DOCUMENTATION = r"""
-name: ban_union
-short_description: The union of several hosts' fail2ban bans, per jail
-description:
-  - Takes one entry per host, each with the host's C(fail2ban_status) result (C(jails)) and the host's clock
-    (C(date_time) facts), and returns every jail's banned addresses across all hosts, sorted and without repeats.
-  - With O(max_age), a ban counts only while it is younger than that on its host. A ban that the sync copied to
-    another host starts a new ban time there; without an age limit two hosts would copy it back and forth forever.
-positional: _input
-options:
-  _input:
-    description: "A list of C({host: NAME, jails: <fail2ban_status jails>, date_time: <ansible_facts.date_time>})."
-    type: list
-    elements: dict
-    required: true
-  max_age:
-    description: Seconds; bans that started longer ago on their host are not copied. V(0) copies every ban.
-    type: int
-    default: 0
-"""
-
-EXAMPLES = r"""
-- name: Every jail's bans across the play's hosts
-  ansible.builtin.set_fact:
-    union: "{{ states | floodguard.shield.ban_union(max_age=900) }}"
-"""
-
-RETURN = r"""
-_value:
-  description: "Per jail, the addresses to ban everywhere: C({jail: [address, ...]})."
-  type: dict
-"""
-
-
 def _epoch_of(ban_start, date_time):
     """Seconds since the epoch of a ban start in the host's local time, using the host's UTC offset."""
     offset = str(date_time.get("tz_offset", "+0000"))
