@@ -230,7 +230,7 @@ function _M.check(status)
 end
 
 -- The management server (unix socket only): POST /add, /remove, /flush ?jail=NAME with one element
--- per line; GET /list?jail=NAME; GET /count?jail=NAME. Changes run under one lock in the dict, so
+-- per line; GET /list, /count ?jail=NAME; GET /stats (the dict's capacity and free bytes). Changes run under one lock in the dict, so
 -- that two workers never interleave their counts.
 function _M.manage()
   if sub(ngx.var.server_addr or "", 1, 5) ~= "unix:" then
@@ -246,6 +246,10 @@ function _M.manage()
   local dict = ngx.shared[DICT]
   if operation == "count" then
     ngx.say(dict:get("n" .. jail) or 0)
+    return
+  end
+  if operation == "stats" then
+    ngx.say("capacity ", dict:capacity(), " free ", dict:free_space())
     return
   end
   if operation == "list" then
