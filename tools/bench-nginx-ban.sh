@@ -103,6 +103,7 @@ ab_mean_ms() {
     awk '/Time per request:.*\(mean\)$/ {print $4; exit}'
 }
 
+reloads_at_start="$(reloads)"
 echo "== NGINX ban back end on $suite ($(inside 'nginx -v 2>&1'), $(inside 'dpkg-query -W -f "\${Version}" libnginx-mod-http-lua'))"
 echo "per-request cost, 0 bans: $(ab_mean_ms) ms per request (ab -n 20000 -c 8, mean)"
 echo "NGINX memory, 0 bans: $(pss_kib) KiB PSS; dict: $(inside "curl -s --unix-socket $socket 'http://floodguard-ban/stats?jail=manual'")"
@@ -127,4 +128,4 @@ start="$(date +%s.%N)"
 inside 'systemctl restart nginx'
 until [ "$(count 2>/dev/null || echo 0)" -ge 100000 ]; do sleep 0.05; done
 echo "NGINX restart with 100,000 bans: all enforced again after $(since "$start") s (state file)"
-echo "NGINX reloads during the whole run: $(reloads)"
+echo "NGINX reloads during the whole measurement: $(($(reloads) - reloads_at_start))"
