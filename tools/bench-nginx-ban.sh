@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# The single-quoted commands run in the container, where their $ expand.
+# shellcheck disable=SC2016
 # Measures the NGINX ban back end on a throwaway test container (real systemd, NGINX with Debian's
 # libnginx-mod-http-lua, fail2ban with roles/fail2ban/files/action.d/floodguard_nginx.py):
 #   - NGINX reloads and worker restarts during a burst of 1,000 bans (master and worker PIDs, and
