@@ -135,3 +135,17 @@ def test_sync_spreads_bans_to_every_host(hosts, attackers):
     again = run_playbook("sync.yml")
     assert re.search(r"changed=0", again) and not re.search(r"changed=[1-9]", again), again[-3000:]
     assert "ok=" in out
+
+
+def test_ban_and_unban_playbooks_act_on_every_host(hosts, attackers):
+    spare = attackers[20]  # never flooded: banned by hand only
+    run_playbook("ban.yml", "-e", "jail=manual", "-e", "ips=%s" % spare)
+    for role in ("web1", "web2"):
+        assert spare in banned(hosts[role], "manual")
+        result = probe(hosts["attacker"], url(hosts, LB_PORT[role]), [spare], requests=1)[spare]
+        assert result["served"] == 0 and result["statuses"].get("403") == 1, (role, result)
+    run_playbook("unban.yml", "-e", "jail=manual", "-e", "ips=%s" % spare)
+    for role in ("web1", "web2"):
+        assert spare not in banned(hosts[role], "manual")
+        result = probe(hosts["attacker"], url(hosts, LB_PORT[role]), [spare], requests=1)[spare]
+        assert result["served"] == 1, (role, result)
