@@ -29,12 +29,16 @@ def ban_union(states, max_age=0):
     for state in states:
         date_time = state.get("date_time") or {}
         now = float(date_time.get("epoch", 0) or 0)
+        ages = {}  # ban start text -> age: a flood's bans share a few start seconds
         for jail, info in sorted((state.get("jails") or {}).items()):
             addresses = union.setdefault(jail, set())
             for ban in (info.get("actions") or {}).get("banned") or []:
-                if max_age and now and ban.get("ban_start"):
+                start = ban.get("ban_start")
+                if max_age and now and start:
                     try:
-                        if now - _epoch_of(ban["ban_start"], date_time) > max_age:
+                        if start not in ages:
+                            ages[start] = now - _epoch_of(start, date_time)
+                        if ages[start] > max_age:
                             continue
                     except ValueError:
                         raise AnsibleFilterError("ban_union: host %s, jail %s: unreadable ban start %r"
