@@ -9,6 +9,7 @@ import datetime
 
 from ansible.errors import AnsibleFilterError
 
+
 def _epoch_of(ban_start, date_time):
     """Seconds since the epoch of a ban start in the host's local time, using the host's UTC offset."""
     offset = str(date_time.get("tz_offset", "+0000"))

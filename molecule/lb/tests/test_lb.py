@@ -47,7 +47,7 @@ def test_flood_through_the_lb_bans_every_attacker(hosts, attackers):
                "--concurrency 1 --rate 2 > /tmp/legit.json 2>&1 &", url(hosts, LB_ALL), main_address(client))
     started = time.monotonic()
     report = flood(hosts["attacker"], url(hosts, LB_PORT["web1"]), attackers[:20], 60, 20, concurrency=2)
-    everyone, waited = wait_until("every attacker banned on web1",
+    _everyone, waited = wait_until("every attacker banned on web1",
                                   lambda: set(attackers[:20]) <= banned(hosts["web1"]) and banned(hosts["web1"]))
     print("\nflood through the LB: %s; all 20 banned %.1f s after the flood started (%.1f s after it ended)"
           % (report["totals"], time.monotonic() - started, waited))
@@ -63,7 +63,7 @@ def test_a_banned_attacker_below_the_rate_gets_no_2xx(hosts, attackers):
 
 def test_the_legitimate_client_sees_only_2xx(hosts):
     client = hosts["client"]
-    _, waited = wait_until("the legitimate client's run ends",
+    _ended, waited = wait_until("the legitimate client's run ends",
                            lambda: client.run("pgrep -f '[f]loodguard-flood'").rc != 0, deadline_s=40)
     report = json.loads(client.check_output("cat /tmp/legit.json"))
     print("\nlegitimate client through the LB (%.0f s after the flood tests): %s" % (waited, report["totals"]))

@@ -14,7 +14,8 @@ from ansible_collections.floodguard.shield.plugins.filter.ban_union import ban_s
 NOW = {"epoch": "1796119200", "tz_offset": "+0000"}
 
 
-def host(name, bans, date_time=NOW):
+def host(name, bans, date_time=None):
+    date_time = date_time or NOW
     jails = dict((jail, {"actions": {"banned": [{"ip": ip, "ban_start": start} for ip, start in entries]}})
                  for jail, entries in bans.items())
     return {"host": name, "jails": jails, "date_time": date_time}
