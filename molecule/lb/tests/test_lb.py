@@ -48,7 +48,7 @@ def test_flood_through_the_lb_bans_every_attacker(hosts, attackers):
     started = time.monotonic()
     report = flood(hosts["attacker"], url(hosts, LB_PORT["web1"]), attackers[:20], 60, 20, concurrency=2)
     _everyone, waited = wait_until("every attacker banned on web1",
-                                  lambda: set(attackers[:20]) <= banned(hosts["web1"]) and banned(hosts["web1"]))
+                                   lambda: set(attackers[:20]) <= banned(hosts["web1"]) and banned(hosts["web1"]))
     print("\nflood through the LB: %s; all 20 banned %.1f s after the flood started (%.1f s after it ended)"
           % (report["totals"], time.monotonic() - started, waited))
     held = nginx_bans(hosts["web1"])
@@ -64,7 +64,7 @@ def test_a_banned_attacker_below_the_rate_gets_no_2xx(hosts, attackers):
 def test_the_legitimate_client_sees_only_2xx(hosts):
     client = hosts["client"]
     _ended, waited = wait_until("the legitimate client's run ends",
-                           lambda: client.run("pgrep -f '[f]loodguard-flood'").rc != 0, deadline_s=40)
+                                lambda: client.run("pgrep -f '[f]loodguard-flood'").rc != 0, deadline_s=40)
     report = json.loads(client.check_output("cat /tmp/legit.json"))
     print("\nlegitimate client through the LB (%.0f s after the flood tests): %s" % (waited, report["totals"]))
     assert report["totals"]["sent"] == 40 and report["totals"]["served"] == 40, report["totals"]
