@@ -13,6 +13,7 @@ import ipaddress
 import re
 
 from ansible.errors import AnsibleFilterError
+from ansible_collections.floodguard.shield.plugins.module_utils._ports import PortError, port_range
 
 # fail2ban's own time abbreviations (MyTime.str2seconds), the subset that reads unambiguously.
 DURATION = re.compile(r"^\s*(?:\d+(?:\.\d+)?\s*(?:w|d|h|m|s)\s*)+$")
@@ -23,8 +24,6 @@ JAIL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,23}$")
 FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 FILTER_REFERENCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*(\[[^\n]*\])?$")
 OPTION_NAME = re.compile(r"^[a-z][a-z0-9_.]*$")
-SERVICE_NAME = re.compile(r"^[a-z][a-z0-9-]*$")
-PORT_RANGE = re.compile(r"^(\d{1,5})(?::(\d{1,5}))?$")
 BACKENDS = ("auto", "polling", "pyinotify", "systemd")
 PROTOCOLS = ("tcp", "udp")
 # Firewall back ends the role writes ban actions for (fail2ban_banaction, or a jail's action naming one).
@@ -110,16 +109,14 @@ def _single_line(value):
 
 
 def _port_problem(port):
-    text = str(port).strip() if (_is_int(port) or isinstance(port, str)) else None
-    if text and SERVICE_NAME.match(text):
-        return ""
-    match = PORT_RANGE.match(text or "")
-    if match:
-        low = int(match.group(1))
-        high = int(match.group(2) or low)
-        if 1 <= low <= high <= 65535:
-            return ""
-    return "%r is not a port: give a number (8443), a range (8000:8080) or a service name from /etc/services (https)" % (port,)
+    # Names are not looked up here: the host's /etc/services decides, when the ban action starts.
+    try:
+        if not (_is_int(port) or isinstance(port, str)):
+            raise PortError("not a number or a string")
+        port_range(port, lowest=1)
+    except PortError:
+        return "%r is not a port: give a number (8443), a range (8000:8080) or a service name from /etc/services (https)" % (port,)
+    return ""
 
 
 def _jail_problems(jail, where):

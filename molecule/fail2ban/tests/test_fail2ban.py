@@ -13,20 +13,19 @@ import time
 
 import pytest
 import testinfra
+import yaml
 
 testinfra_hosts = ["ansible://web"]
 
 SCENARIO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXPECTED_JAILS = {"sshd", "nginx-req-limit", "nginx-req-limit-ipt", "manual", "recidive"}
 MANUAL_BANS = ("203.0.113.7", "2001:db8::7")
-# Files the role manages: a rejected configuration must leave them exactly as they were.
-MANAGED_FILES = (
-    "/etc/fail2ban/jail.d/floodguard.local",
-    "/etc/fail2ban/jail.d/floodguard-banactions.local",
-    "/etc/fail2ban/fail2ban.d/floodguard.local",
-    "/etc/fail2ban/action.d/iptables.local",
-    "/etc/fail2ban/filter.d/floodguard-manual.local",
-)
+# A network banned through the default (nftables) action, and an address of it that a client sends from.
+BANNED_NETWORK = ("198.51.100.0/24", "198.51.100.9")
+# Files the role manages, from its own list: a rejected configuration must leave them exactly as they were.
+ROLE_VARS = os.path.join(SCENARIO_DIR, "..", "..", "roles", "fail2ban", "vars", "main.yml")
+with open(ROLE_VARS, encoding="utf-8") as role_vars:
+    MANAGED_FILES = tuple("/etc/fail2ban/" + entry["path"] for entry in yaml.safe_load(role_vars)["__fail2ban_role_files"])
 
 
 def _client(request, group):
@@ -84,6 +83,10 @@ def flood(client, web_ip, requests=40):
 
 def can_connect(client, web_ip):
     return client.run("curl -s -o /dev/null --max-time 3 http://%s/" % web_ip).rc == 0
+
+
+def can_connect_from(client, source_ip, web_ip):
+    return client.run("curl -s -o /dev/null --max-time 3 --interface %s http://%s/" % (source_ip, web_ip)).rc == 0
 
 
 def nft_set(host, name):
@@ -194,6 +197,28 @@ def test_a_ban_of_an_allowlisted_address_does_not_block_it(host, allowed):
     finally:
         host.run_test("fail2ban-client set manual unbanip %s" % client_ip)
     assert wait_for(lambda: client_ip not in nft_set(host, "f2b-manual-v4"))
+
+
+def test_a_banned_network_is_dropped_by_the_default_action(host, attacker):
+    # A CIDR ban through fail2ban reaches the action's interval set, and the firewall drops a client of that
+    # network: the attacker sends from an address of it, the web host routes the answers back through it.
+    web_ip, attacker_ip = ipv4(host), ipv4(attacker)
+    network, client = BANNED_NETWORK
+    attacker.run_test("ip addr add %s/32 dev eth0" % client)
+    host.run_test("ip route add %s via %s dev eth0" % (network, attacker_ip))
+    try:
+        assert can_connect_from(attacker, client, web_ip)
+        host.run_test("fail2ban-client set manual banip %s" % network)
+        assert network in banned(host, "manual")
+        assert wait_for(lambda: network in nft_set(host, "f2b-manual-v4net"))
+        assert not can_connect_from(attacker, client, web_ip)
+        host.run_test("fail2ban-client set manual unbanip %s" % network)
+        assert wait_for(lambda: network not in nft_set(host, "f2b-manual-v4net"))
+        assert can_connect_from(attacker, client, web_ip)
+    finally:
+        host.run("fail2ban-client set manual unbanip %s" % network)
+        host.run("ip route del %s" % network)
+        attacker.run("ip addr del %s/32 dev eth0" % client)
 
 
 def test_bans_survive_a_restart(host, attacker):

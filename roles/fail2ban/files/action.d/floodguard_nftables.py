@@ -15,14 +15,16 @@ default: the jail's name), ``chainpriority`` (default -10, before the filter cha
 ``ticketwait`` (default 0.2 s, see below; 0 keeps fail2ban's own).
 Twice in one jail (say tcp and udp), each needs its own ``actname=`` and ``name=``. It uses
 libnftables (Debian package python3-nftables) and falls back to one ``nft`` run per batch.
-Check options before starting fail2ban (``fail2ban-client -t`` does not load Python actions)::
+Port lists are parsed by floodguard_ports.py next to this file (the collection's
+plugins/module_utils/_ports.py). Check options before starting fail2ban (``fail2ban-client -t``
+does not load Python actions) with floodguard_nftables_check.py, also next to this file::
 
-    python3 /etc/fail2ban/action.d/floodguard_nftables.py --check-config     # every jail, as fail2ban reads them
-    python3 /etc/fail2ban/action.d/floodguard_nftables.py port=http,https protocol=tcp
+    python3 /etc/fail2ban/action.d/floodguard_nftables_check.py --check-config   # every jail, as fail2ban reads them
+    python3 /etc/fail2ban/action.d/floodguard_nftables_check.py port=http,https protocol=tcp
 
-Why not the stock nftables action: it runs one ``nft`` process per ban and unban (about 6 ms
-each), so banning or restoring 100,000 addresses takes ten minutes. This action runs in the
-fail2ban server process: ban() and unban() only record the wanted state of an address, and a
+Why not the stock nftables action: it runs one ``nft`` process per ban and unban (its measured cost
+is in the collection README, "Banning tens of thousands of addresses"), far too slow for 100,000
+addresses. This action runs in the fail2ban server process: ban() and unban() only record the wanted state of an address, and a
 flusher thread writes everything recorded in the last few milliseconds to the kernel in one
 nftables transaction (thousands of elements in about 10 ms). fail2ban keeps its own tickets,
 database and ``status`` output; only the firewall side is replaced.
@@ -44,13 +46,11 @@ jail never touches another jail's bans):
   applies ``blocktype`` to packets from those sets (on ``port``/``protocol`` only).
 """
 
-import ast
+import importlib.util
 import ipaddress
-import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -63,9 +63,22 @@ try:
 except ImportError:  # the Debian package python3-nftables; without it the nft command is used
     nftables = None
 
+
+
+def _load_sibling(file_name, module_name):
+    """Load a module deployed next to this file: fail2ban loads actions by path, not from sys.path."""
+    if module_name in sys.modules:
+        return sys.modules[module_name]
+    spec = importlib.util.spec_from_file_location(module_name, os.path.join(os.path.dirname(os.path.abspath(__file__)), file_name))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    sys.modules[module_name] = module
+    return module
+
+
+ports = _load_sibling("floodguard_ports.py", "floodguard_ports")
+
 TABLE = "inet floodguard"
-# Port lists that mean "every port": the fail2ban default (0:65535) and explicit words.
-ALL_PORTS = frozenset(("", "0:65535", "1:65535", "all", "any"))
 PORT_PROTOCOLS = frozenset(("tcp", "udp", "sctp", "dccp", "udplite"))
 # nft identifiers allow letters, digits, '_', '-', '.' and '/'; '/' is left out on purpose.
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,200}$")
@@ -82,24 +95,6 @@ class NftablesConfigError(ValueError):
     """An action option that cannot work; the message names the option and the fix."""
 
 
-def _split_words(value):
-    return [word for word in re.split(r"[\s,]+", str(value).strip()) if word]
-
-
-def _port_number(word, protocol, option):
-    if word.isdigit():
-        number = int(word)
-    else:
-        try:
-            number = socket.getservbyname(word, protocol)
-        except OSError:
-            raise NftablesConfigError(
-                "%s: unknown service name %r for %s; use a port number instead" % (option, word, protocol)) from None
-    if not 0 <= number <= 65535:
-        raise NftablesConfigError("%s: port %r is outside 0-65535" % (option, word))
-    return number
-
-
 def build_match(port, protocol):
     """Return the nft match for the jail's ports, e.g. 'meta l4proto { tcp } th dport { 80, 443 }'.
 
@@ -107,11 +102,11 @@ def build_match(port, protocol):
     both are turned into numbers here so that a typo fails when the jail starts, not at the
     first ban.
     """
-    protocols = [word.lower() for word in _split_words(protocol)]
+    protocols = [word.lower() for word in ports.split_words(protocol)]
     if not protocols:
         raise NftablesConfigError("protocol: empty; use tcp, udp or all")
     if protocols == ["all"]:
-        if str(port).strip().lower() not in ALL_PORTS:
+        if not ports.means_all_ports(port):
             raise NftablesConfigError("protocol=all blocks every port: set port=all too, or name the protocol")
         return ""
     for name in protocols:
@@ -119,19 +114,16 @@ def build_match(port, protocol):
             raise NftablesConfigError(
                 "protocol: %r is not a protocol with ports (%s); use all to block everything" % (name, ", ".join(sorted(PORT_PROTOCOLS))))
     protocol_match = "meta l4proto { %s }" % ", ".join(protocols)
-    if str(port).strip().lower() in ALL_PORTS:
+    if ports.means_all_ports(port):
         return protocol_match
-    ports = []
-    for word in _split_words(port):
-        if ":" in word:
-            low, high = word.split(":", 1)
-            low, high = _port_number(low, protocols[0], "port"), _port_number(high, protocols[0], "port")
-            if low > high:
-                raise NftablesConfigError("port: range %r is reversed; write it low:high" % word)
-            ports.append("%d-%d" % (low, high))
-        else:
-            ports.append(str(_port_number(word, protocols[0], "port")))
-    return "%s th dport { %s }" % (protocol_match, ", ".join(ports))
+    dports = []
+    for word in ports.split_words(port):
+        try:
+            low, high = ports.port_range(word, protocols[0])
+        except ports.PortError as error:
+            raise NftablesConfigError("port: %s" % error) from None
+        dports.append("%d-%d" % (low, high) if ":" in word else str(low))
+    return "%s th dport { %s }" % (protocol_match, ", ".join(dports))
 
 
 def parse_allowlist(value):
@@ -141,7 +133,7 @@ def parse_allowlist(value):
     rule is the last place where an operator's own address can be kept reachable.
     """
     by_version = {}
-    for word in _split_words(value):
+    for word in ports.split_words(value):
         try:
             network = ipaddress.ip_network(word, strict=False)
         except ValueError:
@@ -243,6 +235,14 @@ class Nft:
             except OSError as error:
                 return "cannot run %s: %s (install nftables)" % (self.program, error)
             return (result.stderr or "nft failed with status %d" % result.returncode).strip() if result.returncode else ""
+
+
+def element_commands(set_name, elements, banned):
+    """nft text that bans (adds) or unbans (deletes) elements of one of the jail's sets."""
+    add = "add element %s %s { %s }" % (TABLE, set_name, ", ".join(elements))
+    # Adding first makes the delete succeed whether or not the element is there
+    # (nft 'destroy' needs nft 1.0.8 and Linux 6.3, newer than Debian 12).
+    return add if banned else "%s\ndelete element %s %s { %s }" % (add, TABLE, set_name, ", ".join(elements))
 
 
 def element_of(ip):
@@ -430,18 +430,13 @@ class NftablesAction(ActionBase):
         for (key, element), banned in pending.items():
             by_set.setdefault(key, ([], []))[0 if banned else 1].append(element)
         failed = []
-        for key, (added, removed) in sorted(by_set.items()):
+        for key, lists in sorted(by_set.items()):
             set_name = self._settings.sets[key]
-            for start in range(0, len(added), CHUNK):
-                chunk = added[start:start + CHUNK]
-                if self._nft.run("add element %s %s { %s }" % (TABLE, set_name, ", ".join(chunk))):
-                    failed.extend((key, element, True) for element in chunk)
-            for start in range(0, len(removed), CHUNK):
-                chunk = ", ".join(removed[start:start + CHUNK])
-                # Adding first makes the delete succeed whether or not the element is there
-                # (nft 'destroy' needs nft 1.0.8 and Linux 6.3, newer than Debian 12).
-                if self._nft.run("add element %s %s { %s }\ndelete element %s %s { %s }" % (TABLE, set_name, chunk, TABLE, set_name, chunk)):
-                    failed.extend((key, element, False) for element in removed[start:start + CHUNK])
+            for banned, elements in zip((True, False), lists):
+                for start in range(0, len(elements), CHUNK):
+                    chunk = elements[start:start + CHUNK]
+                    if self._nft.run(element_commands(set_name, chunk, banned)):
+                        failed.extend((key, element, banned) for element in chunk)
         if failed:
             self._retry_one_by_one(failed)
 
@@ -455,10 +450,7 @@ class NftablesAction(ActionBase):
         errors = 0
         for key, element, banned in failed:
             set_name = self._settings.sets[key]
-            if banned:
-                error = self._nft.run("add element %s %s { %s }" % (TABLE, set_name, element))
-            else:
-                error = self._nft.run("add element %s %s { %s }\ndelete element %s %s { %s }" % (TABLE, set_name, element, TABLE, set_name, element))
+            error = self._nft.run(element_commands(set_name, [element], banned))
             if error:
                 errors += 1
                 if errors <= MAX_ERRORS_LOGGED:
@@ -491,79 +483,3 @@ class NftablesAction(ActionBase):
 
 Action = NftablesAction
 
-
-def check_options(jail, options):
-    """'' when the options work for jail, else why not (the option and the fix)."""
-    try:
-        Settings.from_options(jail, options)
-    except NftablesConfigError as error:
-        return str(error)
-    return ""
-
-
-def configured_actions(dump):
-    """[(jail, action name, options)] of this action in `fail2ban-client --dump` output.
-
-    The dump is fail2ban's own reading of the configuration: one Python literal per line, e.g.
-    ['set', 'manual', 'addaction', 'floodguard_nftables', '/etc/fail2ban/action.d/floodguard_nftables.py', '{"port": "all"}'].
-    """
-    found = []
-    for line in dump.splitlines():
-        if "addaction" not in line or not line.startswith("["):
-            continue
-        try:
-            command = ast.literal_eval(line)
-        except (ValueError, SyntaxError):
-            continue
-        if len(command) >= 5 and command[0] == "set" and command[2] == "addaction" \
-                and os.path.basename(str(command[4])) == os.path.basename(__file__):
-            options = json.loads(command[5]) if len(command) > 5 and command[5] else {}
-            found.append((command[1], command[3], options))
-    return found
-
-
-def check_configuration(client="fail2ban-client"):
-    """Check every jail's options of this action as fail2ban reads them from /etc/fail2ban."""
-    done = subprocess.run([client, "--dump"], capture_output=True, text=True, check=False, env=dict(os.environ, LC_ALL="C"))
-    if done.returncode:
-        sys.stderr.write("fail2ban-client --dump failed (rc=%d): %s\n" % (done.returncode, done.stderr.strip()))
-        return 1
-    problems = []
-    actions = configured_actions(done.stdout)
-    for jail, action_name, options in actions:
-        problem = check_options(jail, options)
-        if problem:
-            problems.append("jail %s, action %s: %s" % (jail, action_name, problem))
-    for problem in problems:
-        sys.stderr.write("floodguard_nftables: %s\n" % problem)
-    if not problems:
-        sys.stdout.write("OK: %d jail action(s) checked: %s\n" % (len(actions), ", ".join(jail for jail, _name, _options in actions)))
-    return 1 if problems else 0
-
-
-def main(argv):
-    """Check action options, since `fail2ban-client -t` does not load Python actions.
-
-    python3 floodguard_nftables.py --check-config   every jail's options, as fail2ban reads them
-    python3 floodguard_nftables.py port=http,https protocol=tcp ...   one set of options
-    """
-    if argv == ["--check-config"]:
-        return check_configuration()
-    options = {}
-    for argument in argv:
-        key, separator, value = argument.partition("=")
-        if not separator:
-            sys.stderr.write("%r is not option=value (or give --check-config)\n" % argument)
-            return 2
-        options[key] = value
-    try:
-        settings = Settings.from_options(options.get("name", "jail"), options)
-    except NftablesConfigError as error:
-        sys.stderr.write("floodguard_nftables: %s\n" % error)
-        return 1
-    sys.stdout.write("OK: %s\n" % " ".join(part for part in (settings.match, settings.blocktype) if part))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

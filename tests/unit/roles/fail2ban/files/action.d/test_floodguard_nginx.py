@@ -23,7 +23,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-ACTION_FILE = Path(__file__).resolve().parents[4] / "roles" / "fail2ban" / "files" / "action.d" / "floodguard_nginx.py"
+ACTION_FILE = Path(__file__).resolve().parents[6] / "roles" / "fail2ban" / "files" / "action.d" / "floodguard_nginx.py"
 
 
 def _load_action_module():

@@ -10,7 +10,7 @@ import re
 
 import yaml
 
-ROLE = pathlib.Path(__file__).resolve().parents[4] / "roles" / "nginx_ratelimit"
+ROLE = pathlib.Path(__file__).resolve().parents[5] / "roles" / "nginx_ratelimit"
 
 
 def _load(relative):
@@ -38,13 +38,13 @@ def test_every_variable_is_prefixed_and_described():
 def test_suboption_defaults_match_the_role_vars():
     role_vars = _load("vars/main.yml")
     zone = _options()["nginx_ratelimit_zones"]["options"]
-    assert zone["key"]["default"] == role_vars["nginx_ratelimit_zone_key_default"]
-    assert zone["size"]["default"] == role_vars["nginx_ratelimit_zone_size_default"]
+    assert zone["key"]["default"] == role_vars["__nginx_ratelimit_zone_key_default"]
+    assert zone["size"]["default"] == role_vars["__nginx_ratelimit_zone_size_default"]
     conn_zone = _options()["nginx_ratelimit_conn_zones"]["options"]
-    assert conn_zone["key"]["default"] == role_vars["nginx_ratelimit_zone_key_default"]
-    assert conn_zone["size"]["default"] == role_vars["nginx_ratelimit_zone_size_default"]
+    assert conn_zone["key"]["default"] == role_vars["__nginx_ratelimit_zone_key_default"]
+    assert conn_zone["size"]["default"] == role_vars["__nginx_ratelimit_zone_size_default"]
     limit = _options()["nginx_ratelimit_limits"]["options"]
-    assert limit["burst"]["default"] == role_vars["nginx_ratelimit_burst_default"]
+    assert limit["burst"]["default"] == role_vars["__nginx_ratelimit_burst_default"]
 
 
 def test_default_is_the_proven_recipe():
@@ -64,23 +64,23 @@ def test_patterns_accept_and_refuse_what_the_docs_say():
         # Jinja's `match` test is re.match.
         return re.match(role_vars[pattern], value) is not None
 
-    assert matches("nginx_ratelimit_rate_pattern", "5r/s") and matches("nginx_ratelimit_rate_pattern", "30r/m")
+    assert matches("__nginx_ratelimit_rate_pattern", "5r/s") and matches("__nginx_ratelimit_rate_pattern", "30r/m")
     for bad in ("5r/x", "0r/s", "5 r/s", "5r/h", "-5r/s"):
-        assert not matches("nginx_ratelimit_rate_pattern", bad), bad
-    assert matches("nginx_ratelimit_size_pattern", "20m") and matches("nginx_ratelimit_size_pattern", "512k")
+        assert not matches("__nginx_ratelimit_rate_pattern", bad), bad
+    assert matches("__nginx_ratelimit_size_pattern", "20m") and matches("__nginx_ratelimit_size_pattern", "512k")
     for bad in ("20q", "20mb", "0m", "-1m", "1g"):
-        assert not matches("nginx_ratelimit_size_pattern", bad), bad
-    assert matches("nginx_ratelimit_key_pattern", "$binary_remote_addr$uri")
+        assert not matches("__nginx_ratelimit_size_pattern", bad), bad
+    assert matches("__nginx_ratelimit_key_pattern", "$binary_remote_addr$uri")
     for bad in ("binary_remote_addr", "$a b", "$a;", "$a}"):
-        assert not matches("nginx_ratelimit_key_pattern", bad), bad
+        assert not matches("__nginx_ratelimit_key_pattern", bad), bad
     for good in ("127.0.0.1:8000", "app.internal:8000", "[::1]:8000", "unix:/run/gunicorn.sock"):
-        assert matches("nginx_ratelimit_upstream_pattern", good), good
+        assert matches("__nginx_ratelimit_upstream_pattern", good), good
     for bad in ("127.0.0.1", "http://127.0.0.1:8000", "unix:relative.sock", "host:0", "a b:80"):
-        assert not matches("nginx_ratelimit_upstream_pattern", bad), bad
+        assert not matches("__nginx_ratelimit_upstream_pattern", bad), bad
     for good in ("/api/login", "= /api/login", "^~ /static/", "~ ^/api/v[0-9]+/login$"):
-        assert matches("nginx_ratelimit_location_pattern", good), good
+        assert matches("__nginx_ratelimit_location_pattern", good), good
     for bad in ("/a b", "/a;", "= ", "/a{"):
-        assert not matches("nginx_ratelimit_location_pattern", bad), bad
-    assert matches("nginx_ratelimit_header_pattern", "X-Forwarded-For")
-    assert matches("nginx_ratelimit_header_pattern", "proxy_protocol")
-    assert not matches("nginx_ratelimit_header_pattern", "X Forwarded")
+        assert not matches("__nginx_ratelimit_location_pattern", bad), bad
+    assert matches("__nginx_ratelimit_header_pattern", "X-Forwarded-For")
+    assert matches("__nginx_ratelimit_header_pattern", "proxy_protocol")
+    assert not matches("__nginx_ratelimit_header_pattern", "X Forwarded")

@@ -26,11 +26,14 @@ from pathlib import Path
 
 import pytest
 
-ACTION_FILE = Path(__file__).resolve().parents[4] / "roles" / "fail2ban" / "files" / "action.d" / "floodguard_nftables.py"
+ACTION_DIR = Path(__file__).resolve().parents[6] / "roles" / "fail2ban" / "files" / "action.d"
 CLONE_NEWNET = 0x40000000
 
 
-def _load_action_module():
+def load_action_module():
+    """The action as fail2ban loads it: by path (its floodguard_ports.py next to it)."""
+    if "floodguard_nftables" in sys.modules:
+        return sys.modules["floodguard_nftables"]
     try:
         import fail2ban.server.actions  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
     except ImportError:
@@ -45,13 +48,14 @@ def _load_action_module():
         actions = types.ModuleType("fail2ban.server.actions")
         actions.ActionBase = ActionBase
         sys.modules["fail2ban.server.actions"] = actions
-    spec = importlib.util.spec_from_file_location("floodguard_nftables", ACTION_FILE)
+    spec = importlib.util.spec_from_file_location("floodguard_nftables", ACTION_DIR / "floodguard_nftables.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    sys.modules["floodguard_nftables"] = module
     return module
 
 
-action_module = _load_action_module()
+action_module = load_action_module()
 
 
 class BanList:
@@ -173,6 +177,14 @@ def test_ticket_address_chooses_set_and_element(ip, expected):
     assert action_module.element_of(ip) == expected
 
 
+def test_element_commands_add_bans_and_delete_unbans_whether_present_or_not():
+    assert action_module.element_commands("f2b-manual-v4", ["192.0.2.1", "192.0.2.2"], True) == (
+        "add element inet floodguard f2b-manual-v4 { 192.0.2.1, 192.0.2.2 }")
+    assert action_module.element_commands("f2b-manual-v4net", ["192.0.2.0/24"], False) == (
+        "add element inet floodguard f2b-manual-v4net { 192.0.2.0/24 }\n"
+        "delete element inet floodguard f2b-manual-v4net { 192.0.2.0/24 }")
+
+
 # the firewall side, real nft in a private network namespace
 
 
@@ -292,15 +304,6 @@ def test_reload_with_new_ports_keeps_the_bans():
         action.stop()
 
 
-def test_command_line_check_validates_jail_options(capsys):
-    # what the role can run before it writes a jail, since fail2ban-client -t skips Python actions
-    assert action_module.main(["port=http,https", "protocol=tcp", "blocktype=drop", "chain=INPUT"]) == 0
-    assert "meta l4proto { tcp } th dport { 80, 443 } drop" in capsys.readouterr().out
-    assert action_module.main(["port=htttp"]) == 1
-    assert "port: unknown service name 'htttp'" in capsys.readouterr().err
-    assert action_module.main(["port"]) == 2
-
-
 @pytest.mark.usefixtures("netns")
 @pytest.mark.parametrize("options, sleeptime", [({}, 0.2), ({"ticketwait": "0.5"}, 0.5), ({"ticketwait": "0"}, 2)])
 def test_start_shortens_the_wait_of_fail2bans_actions_thread(options, sleeptime):
@@ -311,31 +314,6 @@ def test_start_shortens_the_wait_of_fail2bans_actions_thread(options, sleeptime)
         assert jail.actions.sleeptime == sleeptime
     finally:
         action.stop()
-
-
-# Lines of `fail2ban-client --dump`, verbatim from fail2ban 1.0.2 (Debian 12) and 1.1.0 (Debian 13), which print
-# them alike: the role checks every jail's options of this action from it.
-DUMP = """['set', 'loglevel', 'INFO']
-['add', 'manual', 'systemd']
-['set', 'manual', 'addjournalmatch', '_SYSTEMD_UNIT=x.service']
-['set', 'manual', 'addaction', 'floodguard_nftables', '/etc/fail2ban/action.d/floodguard_nftables.py', \
-'{"name": "manual", "port": "all", "protocol": "tcp,udp", "blocktype": "drop", "allowlist": "127.0.0.0/8 ::1 10.0.0.0/8"}']
-['set', 'sshd', 'addaction', 'nftables']
-['multi-set', 'sshd', 'action', 'nftables', [['actionban', '<nftables> add element <table_family> <table> <addr_set> { <ip> }']]]
-['set', 'api', 'addaction', 'floodguard_nftables', '/etc/fail2ban/action.d/floodguard_nftables.py', '{"port": "htttp"}']
-['start', 'manual']
-"""
-
-
-def test_configured_actions_are_read_from_fail2ban_dump():
-    assert action_module.configured_actions(DUMP) == [
-        ("manual", "floodguard_nftables",
-         {"name": "manual", "port": "all", "protocol": "tcp,udp", "blocktype": "drop", "allowlist": "127.0.0.0/8 ::1 10.0.0.0/8"}),
-        ("api", "floodguard_nftables", {"port": "htttp"}),
-    ]
-    problems = [action_module.check_options(jail, options) for jail, _name, options in action_module.configured_actions(DUMP)]
-    assert problems[0] == ""
-    assert "port: unknown service name 'htttp'" in problems[1]
 
 
 def test_the_action_declares_that_it_bans_networks():
