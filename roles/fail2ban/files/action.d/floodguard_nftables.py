@@ -64,7 +64,6 @@ except ImportError:  # the Debian package python3-nftables; without it the nft c
     nftables = None
 
 
-
 def _load_sibling(file_name, module_name):
     """Load a module deployed next to this file: fail2ban loads actions by path, not from sys.path."""
     if module_name in sys.modules:
@@ -482,4 +481,3 @@ class NftablesAction(ActionBase):
 
 
 Action = NftablesAction
-
