@@ -70,6 +70,14 @@ options:
       - Unbanning is never refused.
     type: bool
     default: false
+  allowlisted:
+    description:
+      - What to do with addresses to ban that the jail's C(ignoreip) or this host's own addresses cover (and
+        O(force=false)). V(fail) refuses the whole task; V(skip) bans the others and returns the skipped ones in
+        RV(skipped), for a fleet-wide sync where each host has its own allowlist (playbooks/sync.yml).
+    type: str
+    choices: [fail, skip]
+    default: fail
   list_limit:
     description:
       - At most this many addresses are returned in each of RV(banned), RV(added) and RV(removed) (the counts are
@@ -169,6 +177,12 @@ removed_count:
   returned: success
   type: int
   sample: 0
+skipped:
+  description: Addresses not banned because an allowlist of this host covers them (O(allowlisted=skip)), with the entry that covers each.
+  returned: success
+  type: list
+  elements: str
+  sample: ["10.0.0.5 is covered by ignoreip 10.0.0.0/24"]
 truncated:
   description: True when O(list_limit) cut RV(banned), RV(added) or RV(removed).
   returned: success
@@ -222,10 +236,15 @@ def refuse_unsupported_networks(client, jail, additions):
             )
 
 
-def refuse_allowlisted(module, client, jail, additions):
-    """Fails when ignoreip or the host's own addresses cover an address to ban; returns warnings."""
+def refuse_allowlisted(module, client, jail, additions, skip=False):
+    """Fails when ignoreip or the host's own addresses cover an address to ban; returns (warnings, skipped).
+
+    With skip, the covered addresses are returned as skipped ("address is covered by entry") instead.
+    """
     protected, warnings = protected_networks(client.ignoreip(jail), read_host_addresses(module))
     conflicts = allowlist_conflicts(additions, protected)
+    if conflicts and skip:
+        return warnings, conflicts
     if conflicts:
         raise Fail2banError(
             "Refusing to ban %d address(es) in jail %r that an allowlist covers (a ban made with fail2ban-client "
@@ -233,7 +252,7 @@ def refuse_allowlisted(module, client, jail, additions):
             "Nothing was changed."
             % (len(conflicts), jail, listing(["%s is covered by %s" % conflict for conflict in conflicts]))
         )
-    return warnings
+    return warnings, []
 
 
 def verify(jail, state, changes, after):
@@ -276,10 +295,15 @@ def ensure(module):
         after = [address for address in before if address not in leaving]
 
     warnings = []
+    skipped = []
     if state == "present" and changes:
         refuse_unsupported_networks(client, jail, changes)
         if not params["force"]:
-            warnings = refuse_allowlisted(module, client, jail, changes)
+            warnings, skipped = refuse_allowlisted(module, client, jail, changes, skip=params["allowlisted"] == "skip")
+        if skipped:
+            covered = set(address for address, _why in skipped)
+            changes = [address for address in changes if address not in covered]
+            after = before + changes
 
     calls = 0
     if changes and not module.check_mode:
@@ -302,6 +326,7 @@ def ensure(module):
         added_count=len(changes) if state == "present" else 0,
         removed=listed_changes if state == "absent" else [],
         removed_count=len(changes) if state == "absent" else 0,
+        skipped=["%s is covered by %s" % conflict for conflict in skipped],
         truncated=banned_cut or changes_cut,
         batches=calls,
     )
@@ -321,6 +346,7 @@ def main():
             ips=dict(type="list", elements="str", required=True),
             state=dict(type="str", default="present", choices=["present", "absent"]),
             force=dict(type="bool", default=False),
+            allowlisted=dict(type="str", choices=["fail", "skip"], default="fail"),
             list_limit=dict(type="int", default=1000),
         ),
         supports_check_mode=True,

@@ -52,3 +52,13 @@ def test_job_templates_point_at_real_playbooks_and_surveys():
             for question in survey["spec"]:
                 assert re.search(r"\b%s\b" % question["variable"], playbook), (
                     "%s asks for %s, which %s does not use" % (template["survey_spec_file"], question["variable"], template["playbook"]))
+
+
+def test_every_schedule_runs_a_job_template_of_this_file():
+    data = yaml.safe_load((AWX / "job_templates.yml").read_text())
+    names = {template["name"] for template in data["controller_templates"]}
+    schedules = data["controller_schedules"]
+    assert "floodguard - sync bans" in {schedule["unified_job_template"] for schedule in schedules}
+    for schedule in schedules:
+        assert schedule["unified_job_template"] in names, schedule["name"]
+        assert "RRULE:" in schedule["rrule"], schedule["name"]

@@ -149,6 +149,16 @@ def test_ignoreip_is_honoured(run_module, captured):
     assert "force: true" in result["msg"] and "203.0.113.7" not in result["msg"]
 
 
+def test_allowlisted_skip_reports_covered_addresses_and_changes_nothing_for_them(run_module, captured):
+    # What playbooks/sync.yml does: another host's ban that this host's allowlist covers is skipped, not an error.
+    result, _replay = run_module(main, {"jail": "nginx-req-limit", "ips": ["192.0.2.5", "2001:db8:1::9"], "allowlisted": "skip"},
+                                 captured, allowlist_flow("nginx-req-limit"))
+    assert not result.get("failed"), result
+    assert result["changed"] is False and result["added_count"] == 0 and result["banned"] == []
+    assert result["skipped"] == ["192.0.2.5 is covered by the jail's ignoreip entry 192.0.2.0/24",
+                                 "2001:db8:1::9 is covered by the jail's ignoreip entry 2001:db8:1::/48"]
+
+
 def test_own_addresses_are_protected(run_module, captured):
     own = [info["local"] for link in json.loads(captured["ip_address_show"]["stdout"])
            for info in link["addr_info"] if link["ifname"] == "eth0"][0]

@@ -34,6 +34,10 @@ def render(template, **changes):
     settings["__fail2ban_banaction_names"] = yaml.safe_load((ROLE / "vars" / "main.yml").read_text())["__fail2ban_banaction_names"]
     settings["__fail2ban_ignoreip_effective"] = ["127.0.0.0/8", "::1", "192.0.2.10"] + settings["fail2ban_ignoreip"]
     settings["ansible_managed"] = "Ansible managed"
+    # What the templated defaults give without the nginx_ratelimit role in the play.
+    settings["fail2ban_ban_backends"] = changes.get("fail2ban_ban_backends", ["firewall"])
+    settings["fail2ban_nginx_ban_socket"] = changes.get("fail2ban_nginx_ban_socket", "/run/floodguard-nginx/ban.sock")
+    settings["fail2ban_nginx_ban_state_dir"] = changes.get("fail2ban_nginx_ban_state_dir", "/var/lib/floodguard/nginx-bans")
     environment = jinja2.Environment(loader=jinja2.FileSystemLoader(str(ROLE / "templates")), trim_blocks=True,
                                      undefined=jinja2.StrictUndefined)
     return environment.get_template(template).render(settings)
@@ -120,3 +124,21 @@ def test_jails_file_with_increment_recidive_and_options():
     assert jails["recidive"] == {"enabled": "true", "findtime": "1d", "maxretry": "5", "bantime": "1w"}
     assert "manual" not in jails
     assert jails["sshd"] == {"enabled": "false"}
+
+
+def test_the_nginx_back_end_adds_the_nginx_action_to_every_managed_jail_but_sshd():
+    actions = sections(render("banactions.local.j2", fail2ban_ban_backends=["firewall", "nginx"], fail2ban_recidive_enabled=True))
+    nginx = ('floodguard_nginx.py[name=%s, socket=/run/floodguard-nginx/ban.sock, statedir=/var/lib/floodguard/nginx-bans, '
+             'allowlist="127.0.0.0/8 ::1 192.0.2.10"]')
+    for jail in ("nginx-req-limit", "manual", "recidive"):
+        firewall, second = actions[jail]["action"].split("\n")
+        assert firewall.startswith("floodguard_nftables.py[name=%s," % jail)
+        assert second == nginx % jail
+    assert "floodguard_nginx" not in actions["sshd"]["action"]
+
+
+def test_the_nginx_back_end_alone_drops_the_firewall_actions_of_the_managed_jails():
+    actions = sections(render("banactions.local.j2", fail2ban_ban_backends=["nginx"]))
+    assert actions["nginx-req-limit"]["action"].startswith("floodguard_nginx.py[name=nginx-req-limit, ")
+    assert actions["manual"]["action"].startswith("floodguard_nginx.py[name=manual, ")
+    assert actions["sshd"]["action"].startswith("floodguard_nftables.py[name=sshd, ")

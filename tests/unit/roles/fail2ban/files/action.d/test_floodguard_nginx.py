@@ -1,0 +1,216 @@
+# -*- coding: utf-8 -*-
+# Copyright: floodguard developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Tests of the fail2ban action roles/fail2ban/files/action.d/floodguard_nginx.py.
+
+Options and address encoding on their own; the batching, state file and resync against a small HTTP
+server on a unix socket that answers as NGINX's management server does (floodguard_ban.lua). The real
+NGINX is exercised by the Molecule scenario lb.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import socketserver
+import sys
+import threading
+import time
+import types
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+
+ACTION_FILE = Path(__file__).resolve().parents[6] / "roles" / "fail2ban" / "files" / "action.d" / "floodguard_nginx.py"
+
+
+def _load_action_module():
+    try:
+        import fail2ban.server.actions  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
+    except ImportError:
+        class ActionBase:  # the part of fail2ban's ActionBase the action relies on
+            def __init__(self, jail, name):
+                self._jail = jail
+                self._name = name
+                self._logSys = logging.getLogger("fail2ban.%s" % self.__class__.__name__)
+
+        for name in ("fail2ban", "fail2ban.server"):
+            sys.modules.setdefault(name, types.ModuleType(name))
+        actions = types.ModuleType("fail2ban.server.actions")
+        actions.ActionBase = ActionBase
+        sys.modules["fail2ban.server.actions"] = actions
+    spec = importlib.util.spec_from_file_location("floodguard_nginx", ACTION_FILE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+nginx = _load_action_module()
+
+
+class Jail:
+    def __init__(self, name):
+        self.name = name
+
+
+class FakeManagement(socketserver.ThreadingUnixStreamServer):
+    """Answers like floodguard_ban.lua's manage(): {jail: set(elements)}, requests counted."""
+
+    daemon_threads = True
+
+    def __init__(self, path):
+        self.bans = {}
+        self.requests = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):  # quiet
+                pass
+
+            def address_string(self):
+                return "unix"
+
+            def _answer(self, status, text):
+                body = (text + "\n").encode()
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self):  # noqa: N802
+                url = urlparse(self.path)
+                jail = parse_qs(url.query)["jail"][0]
+                server.requests.append(("GET", url.path, jail, 0))
+                held = server.bans.get(jail, set())
+                self._answer(200, str(len(held)) if url.path == "/count" else "\n".join(sorted(held)))
+
+            def do_POST(self):  # noqa: N802
+                url = urlparse(self.path)
+                jail = parse_qs(url.query)["jail"][0]
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
+                elements = [line for line in body.splitlines() if line]
+                server.requests.append(("POST", url.path, jail, len(elements)))
+                held = server.bans.setdefault(jail, set())
+                if url.path == "/add":
+                    held.update(elements)
+                elif url.path == "/remove":
+                    held.difference_update(elements)
+                elif url.path == "/flush":
+                    held.clear()
+                self._answer(200, "ok %d" % len(held))
+
+        server = self
+        super().__init__(str(path), Handler)
+
+
+@pytest.fixture
+def management(tmp_path):
+    server = FakeManagement(tmp_path / "ban.sock")
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def make_action(tmp_path, **options):
+    options.setdefault("socket", str(tmp_path / "ban.sock"))
+    options.setdefault("statedir", str(tmp_path / "state"))
+    options.setdefault("flushdelay", "0.05")
+    return nginx.NginxAction(Jail("nginx-req-limit"), "floodguard_nginx", **options)
+
+
+def wait_for(check, seconds=5.0):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.02)
+    return check()
+
+
+@pytest.mark.parametrize("address, expected", [
+    ("203.0.113.7", "cb007107/32"),
+    ("198.51.100.0/24", "c6336400/24"),
+    ("2001:db8::7", "20010db8000000000000000000000007/128"),
+    ("2001:db8::/32", "20010db8000000000000000000000000/32"),
+    ("::ffff:203.0.113.7", "cb007107/32"),
+])
+def test_addresses_travel_as_packed_hex_and_prefix(address, expected):
+    assert nginx.element_of(address)[0] == expected
+
+
+def test_text_that_is_no_address_is_refused():
+    assert nginx.element_of("example.com") is None
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"name": "a b"}, "name"),
+    ({"socket": "run/ban.sock"}, "socket"),
+    ({"statedir": "/var/lib/x y"}, "statedir"),
+    ({"allowlist": "office"}, "allowlist"),
+    ({"flushdelay": "5"}, "flushdelay"),
+    ({"checkinterval": "0"}, "checkinterval"),
+])
+def test_bad_options_name_the_option(options, message):
+    with pytest.raises(nginx.NginxBanConfigError, match=message):
+        nginx.Settings.from_options("jail", options)
+
+
+def test_a_burst_of_bans_goes_to_nginx_in_a_few_batches_and_to_the_state_file(tmp_path, management):
+    action = make_action(tmp_path)
+    action.start()
+    try:
+        for number in range(1000):
+            action.ban({"ip": "10.1.%d.%d" % (number // 250, number % 250 + 1)})
+        assert wait_for(lambda: len(management.bans.get("nginx-req-limit", ())) == 1000)
+        adds = [request for request in management.requests if request[1] == "/add"]
+        assert 1 <= len(adds) <= 5, adds
+        state = (tmp_path / "state" / "nginx-req-limit.bans").read_text().split()
+        assert len(state) == 1000 and "0a010001/32" in state
+        action.unban({"ip": "10.1.0.1"})
+        assert wait_for(lambda: "0a010001/32" not in management.bans["nginx-req-limit"])
+        assert wait_for(lambda: "0a010001/32" not in (tmp_path / "state" / "nginx-req-limit.bans").read_text())
+    finally:
+        action.stop()
+    assert management.bans["nginx-req-limit"] == set()
+
+
+def test_allowlisted_addresses_never_reach_nginx(tmp_path, management):
+    action = make_action(tmp_path, allowlist="192.0.2.0/24 ::1")
+    action.start()
+    try:
+        action.ban({"ip": "192.0.2.9"})
+        action.ban({"ip": "198.51.100.9"})
+        assert wait_for(lambda: management.bans.get("nginx-req-limit") == {"c6336409/32"})
+    finally:
+        action.stop()
+
+
+def test_bans_that_nginx_lost_are_sent_again(tmp_path, management):
+    action = make_action(tmp_path, checkinterval="0.5")
+    action.start()
+    try:
+        action.ban({"ip": "198.51.100.9"})
+        assert wait_for(lambda: management.bans.get("nginx-req-limit") == {"c6336409/32"})
+        management.bans["nginx-req-limit"].clear()  # what an NGINX restart without the state file does
+        assert wait_for(lambda: management.bans["nginx-req-limit"] == {"c6336409/32"}, seconds=5)
+    finally:
+        action.stop()
+
+
+def test_nginx_down_keeps_the_bans_in_the_state_file(tmp_path):
+    action = make_action(tmp_path)
+    action.start()
+    try:
+        action.ban({"ip": "198.51.100.9"})
+        assert wait_for(lambda: "c6336409/32" in (tmp_path / "state" / "nginx-req-limit.bans").read_text())
+    finally:
+        action.stop()
+
+
+def test_configured_actions_are_read_from_fail2bans_dump():
+    dump = ("['set', 'web', 'addaction', 'floodguard_nginx', '/etc/fail2ban/action.d/floodguard_nginx.py', "
+            "'{\"socket\": \"/run/floodguard-nginx/ban.sock\"}']\n['set', 'web', 'addaction', 'other', '/x.py', '{}']")
+    assert nginx.configured_actions(dump) == [("web", "floodguard_nginx", {"socket": "/run/floodguard-nginx/ban.sock"})]
