@@ -8,7 +8,7 @@ from __future__ import annotations
 import ipaddress
 import json
 
-from ansible_collections.floodguard.shield.plugins.module_utils._fail2ban import batch_budget
+from ansible_collections.floodguard.shield.plugins.module_utils._batches import batch_budget
 from ansible_collections.floodguard.shield.plugins.modules.fail2ban_ban import main
 from ansible_collections.floodguard.shield.tests.unit.plugins.module_utils.fail2ban_fixtures import Replay
 
