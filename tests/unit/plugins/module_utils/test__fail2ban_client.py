@@ -19,11 +19,8 @@ from ansible_collections.floodguard.shield.tests.unit.plugins.module_utils.fail2
 # Output no captured run printed, written for these tests (not captured).
 INVENTED_CASES = {
     "other_failure": {"rc": 255, "stdout": "", "stderr": "some\nthing broke\n"},
-    # A Python action (no actionban) that declares supports_networks, as floodguard_nftables does.
-    "actionproperties_python": {"rc": 0, "stderr": "", "stdout": (
-        "The jail manual action floodguard_nftables has the following properties:\n"
-        "actionname, allowlist, ban, start, stop, supports_networks, unban\n")},
-    "supports_networks_true": {"rc": 0, "stdout": "True\n", "stderr": ""},
+    "actionproperties_python_without_declaration": {"rc": 0, "stderr": "", "stdout": (
+        "The jail python-action action mail has the following properties:\ndest, sender\n")},
 }
 
 
@@ -112,10 +109,18 @@ def test_require_jail_names_the_jails(captured):
     assert "Its jails: iptables-jail, manual, nginx-req-limit, no-actions, permanent, sshd." in info.value.msg
 
 
-def test_network_support_of_a_python_action_is_what_it_declares():
-    replay = Replay(INVENTED_CASES, [
-        (["get", "manual", "actionproperties", "floodguard_nftables"], "actionproperties_python"),
-        (["get", "manual", "action", "floodguard_nftables", "supports_networks"], "supports_networks_true")])
-    assert client.Fail2banClient(FakeModule(replay)).action_network_support("manual", "floodguard_nftables") == (
+def test_network_support_of_a_python_action_is_what_it_declares(captured):
+    # floodguard.shield.fail2ban's in-process action: no actionban, so the client asks for supports_networks.
+    replay = Replay(captured, [
+        (["get", "python-action", "actionproperties", "floodguard_nftables"], "actionproperties_python"),
+        (["get", "python-action", "action", "floodguard_nftables", "supports_networks"], "supports_networks_python")])
+    assert client.Fail2banClient(FakeModule(replay)).action_network_support("python-action", "floodguard_nftables") == (
         True, "the action declares supports_networks")
     replay.done()
+
+
+def test_network_support_of_a_python_action_that_does_not_declare_it():
+    replay = Replay(INVENTED_CASES, [
+        (["get", "python-action", "actionproperties", "mail"], "actionproperties_python_without_declaration")])
+    assert client.Fail2banClient(FakeModule(replay)).action_network_support("python-action", "mail") == (
+        False, "it is a Python action that does not declare supports_networks")

@@ -180,6 +180,16 @@ def test_actions(captured):
 def test_action_properties(captured):
     properties = parsers.parse_action_properties(out(captured, "actionproperties_nftables"))
     assert {"actionban", "actionstart", "actionunban", "addr_set", "table"} <= set(properties)
+    # The role's in-process action is a Python action: no commands, one declared property.
+    assert parsers.parse_action_properties(out(captured, "actionproperties_python")) == ["supports_networks"]
+    assert parsers.parse_actions(out(captured, "actions_python")) == ["floodguard_nftables"]
+
+
+def test_a_network_ban_through_the_python_action_is_enforced(captured):
+    # Captured after the ban: fail2ban lists the network, and the action's interval set holds it.
+    assert parsers.parse_banned(out(captured, "banned_cidr_python")) == ["198.51.100.0/24"]
+    assert captured["nft_cidr_python"]["rc"] == 0
+    assert "198.51.100.0/24" in out(captured, "nft_cidr_python")
 
 
 def test_network_support_of_the_stock_actions(captured):
