@@ -4,16 +4,18 @@
 """Filters of the floodguard.shield.fail2ban role: check its input and normalise its jails.
 
 The checks return lists of problems (never raise) so that the role can report every mistake at once,
-naming the variable and the fix, before it writes anything. Only ansible-core and the standard library.
+naming the variable and the fix, before it writes anything. Only ansible-core and the standard library;
+addresses follow the modules' rules (module_utils/_addresses.py).
 """
 
 from __future__ import annotations
 
-import ipaddress
 import re
 
 from ansible.errors import AnsibleFilterError
 from ansible_collections.floodguard.shield.plugins.module_utils._ports import PortError, port_range
+
+from ansible_collections.floodguard.shield.plugins.module_utils._addresses import network_problem
 
 # fail2ban's own time abbreviations (MyTime.str2seconds), the subset that reads unambiguously.
 DURATION = re.compile(r"^\s*(?:\d+(?:\.\d+)?\s*(?:w|d|h|m|s)\s*)+$")
@@ -94,13 +96,10 @@ def fail2ban_address_problems(addresses, variable):
             variable, type(addresses).__name__)]
     problems = []
     for entry in addresses:
-        try:
-            if not isinstance(entry, str):
-                raise ValueError("not a string")
-            ipaddress.ip_network(entry.strip(), strict=False)
-        except ValueError as exc:
+        why = network_problem(entry.strip()) if isinstance(entry, str) else "not a string"
+        if why:
             problems.append("%s holds %r, which is not an IP address or CIDR network (%s): write it like 192.0.2.10, "
-                            "198.51.100.0/24 or 2001:db8::/32." % (variable, entry, exc))
+                            "198.51.100.0/24 or 2001:db8::/32." % (variable, entry, why))
     return problems
 
 
@@ -339,16 +338,11 @@ def fail2ban_normalize_jails(jails):
 
 
 class FilterModule:
-    """Filters of the floodguard.shield.fail2ban role."""
+    """Filters of the floodguard.shield.fail2ban role: those its tasks and vars use, each documented."""
 
     def filters(self):
         return {
-            "fail2ban_address_problems": fail2ban_address_problems,
             "fail2ban_dbpurgeage": fail2ban_dbpurgeage,
-            "fail2ban_duration_problem": fail2ban_duration_problem,
-            "fail2ban_file_problems": fail2ban_file_problems,
-            "fail2ban_jail_problems": fail2ban_jail_problems,
             "fail2ban_normalize_jails": fail2ban_normalize_jails,
             "fail2ban_problems": fail2ban_problems,
-            "fail2ban_seconds": fail2ban_seconds,
         }

@@ -1,18 +1,21 @@
 # -*- coding: utf-8 -*-
 # Copyright: floodguard developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Filter that turns operator input (a list, or a comma/space separated string) into valid addresses."""
+"""Filter that turns operator input (a list, or a comma/space separated string) into valid addresses.
+
+The address rules are those of the modules: module_utils/_addresses.py.
+"""
 
 from __future__ import annotations
 
-import ipaddress
-import re
-
 from ansible.errors import AnsibleFilterError
-from ansible.module_utils.common.text.converters import to_text
 from ansible.module_utils.six import string_types
 
-SEPARATORS = re.compile(r"[\s,]+")
+from ansible_collections.floodguard.shield.plugins.module_utils._addresses import (
+    check_addresses,
+    shortlist,
+    split_addresses,
+)
 
 
 def ip_addresses(value, variable="ips", allow_networks=True):
@@ -24,36 +27,17 @@ def ip_addresses(value, variable="ips", allow_networks=True):
     if value is None:
         raise AnsibleFilterError("%s is missing: give one or more IP addresses, e.g. -e %s=203.0.113.7" % (variable, variable))
     if isinstance(value, string_types):
-        items = [item for item in SEPARATORS.split(value) if item]
-    elif isinstance(value, (list, tuple)):
-        items = []
-        for entry in value:
-            items.extend(item for item in SEPARATORS.split(to_text(entry)) if item)
-    else:
+        value = [value]
+    elif not isinstance(value, (list, tuple)):
         raise AnsibleFilterError("%s must be a list or a comma/space separated string of IP addresses, not %s" % (variable, type(value).__name__))
+    items = split_addresses(value)
     if not items:
         raise AnsibleFilterError("%s is empty: give one or more IP addresses, e.g. -e %s=203.0.113.7" % (variable, variable))
-
-    result = []
-    bad = []
-    for item in items:
-        try:
-            if "/" in item:
-                if not allow_networks:
-                    raise ValueError("networks are not allowed here")
-                network = ipaddress.ip_network(item, strict=True)
-                normalised = str(network.network_address) if network.num_addresses == 1 else str(network)
-            else:
-                normalised = str(ipaddress.ip_address(item))
-        except ValueError as exc:
-            bad.append("%r (%s)" % (item, exc))
-            continue
-        if normalised not in result:
-            result.append(normalised)
+    result, bad = check_addresses(items, allow_networks=allow_networks)
     if bad:
         raise AnsibleFilterError(
             "%s holds %d invalid address(es): %s. Give IPv4 or IPv6 addresses%s, e.g. 203.0.113.7 or 2001:db8::7."
-            % (variable, len(bad), "; ".join(bad), " or CIDR networks" if allow_networks else "")
+            % (variable, len(bad), shortlist(bad), " or CIDR networks" if allow_networks else "")
         )
     return result
 

@@ -24,16 +24,20 @@ description:
     addresses (loopback included) cover, because a ban made with C(fail2ban-client) bypasses C(ignoreip)
     - unless O(force=true). The error names the entry that covers each address.
   - Validates every address itself - fail2ban accepts and lists C(not-an-ip) as banned.
-  - Runs C(fail2ban-client) and C(ip) as argument lists in the C locale; nothing goes through a shell.
 author:
   - floodguard developers (@floodguard)
+extends_documentation_fragment:
+  - floodguard.shield.attributes
+  - floodguard.shield.fail2ban
+  - floodguard.shield.fail2ban.list_limit
 attributes:
   check_mode:
     support: full
-    description: Reads the jail, reports what would change (RV(added), RV(removed), RV(banned)) and changes nothing.
+    details:
+      - Reads the jail, reports what would change (RV(added), RV(removed), RV(banned)) and changes nothing.
   diff_mode:
     support: full
-    description:
+    details:
       - The jail's banned addresses before and after, sorted. When either list is longer than O(list_limit),
         only the added and removed addresses are shown.
 options:
@@ -78,26 +82,17 @@ options:
     type: str
     choices: [fail, skip]
     default: fail
-  list_limit:
-    description:
-      - At most this many addresses are returned in each of RV(banned), RV(added) and RV(removed) (the counts are
-        always exact), so that 100,000 addresses do not flood the job output. V(0) returns them all.
-    type: int
-    default: 1000
 requirements:
-  - fail2ban 1.0 or later, its server running
   - C(ip) from iproute2 (to find this host's addresses), unless O(force=true)
-  - root on the host (C(become=true)) - fail2ban's socket is root's only
 notes:
   - C(ignoreip) host names are resolved on the host, as fail2ban resolves them; a name that does not resolve
     protects nothing and is reported in the warnings. C(ignorecommand) is not consulted.
   - fail2ban answers a batch only when its actions have run for every address in it. The stock nftables action
     starts one C(nft) process per address (on a small host about 20 ms per ban and 40 ms per unban, so 10,000
     addresses take minutes); C(fail2ban-client) waits for as long as that takes, and so does this module.
-  - Every failure returns C(msg), and when a command failed also C(cmd) (a long batch shortened), C(rc),
-    C(stdout) and C(stderr).
+  - O(list_limit) cuts RV(banned), RV(added) and RV(removed); RV(truncated) says when it did.
 seealso:
-  - module: floodguard.shield.fail2ban_status
+  - module: floodguard.shield.fail2ban_info
 """
 
 EXAMPLES = r"""
@@ -197,27 +192,23 @@ batches:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.floodguard.shield.plugins.module_utils._fail2ban import (
-    Fail2banClient,
-    Fail2banError,
+from ansible_collections.floodguard.shield.plugins.module_utils._addresses import (
     allowlist_conflicts,
-    ban_diff,
     is_network,
-    limited,
     protected_networks,
-    read_host_addresses,
+    shortlist,
     sorted_addresses,
     validate_addresses,
 )
-
-# How many offending addresses an error message lists before it only counts the rest.
-SHOWN_IN_ERRORS = 20
-
-
-def listing(items):
-    shown = list(items[:SHOWN_IN_ERRORS])
-    more = " and %d more" % (len(items) - len(shown)) if len(items) > len(shown) else ""
-    return "; ".join(shown) + more
+from ansible_collections.floodguard.shield.plugins.module_utils._fail2ban_client import Fail2banClient, Fail2banError
+from ansible_collections.floodguard.shield.plugins.module_utils._host_addresses import read_host_addresses
+from ansible_collections.floodguard.shield.plugins.module_utils._results import (
+    LIST_LIMIT_OPTION,
+    ban_diff,
+    check_list_limit,
+    limited,
+)
+from ansible_collections.floodguard.shield.plugins.module_utils._runner import run_module
 
 
 def refuse_unsupported_networks(client, jail, additions):
@@ -232,7 +223,7 @@ def refuse_unsupported_networks(client, jail, additions):
                 "Refusing to ban %d network(s) in jail %r: its action %r cannot ban a network (%s), so fail2ban "
                 "would list the network as banned while the firewall blocks nothing: %s. Give the addresses one "
                 "by one, or give the jail an action that bans networks (e.g. iptables-multiport). Nothing was changed."
-                % (len(networks), jail, action, why, listing(networks))
+                % (len(networks), jail, action, why, shortlist(networks))
             )
 
 
@@ -250,7 +241,7 @@ def refuse_allowlisted(module, client, jail, additions, skip=False):
             "Refusing to ban %d address(es) in jail %r that an allowlist covers (a ban made with fail2ban-client "
             "bypasses ignoreip): %s. Remove them from ips, or set force: true if banning them is really meant. "
             "Nothing was changed."
-            % (len(conflicts), jail, listing(["%s is covered by %s" % conflict for conflict in conflicts]))
+            % (len(conflicts), jail, shortlist(["%s is covered by %s" % conflict for conflict in conflicts]))
         )
     return warnings, []
 
@@ -267,7 +258,7 @@ def verify(jail, state, changes, after):
     if wrong:
         raise Fail2banError(
             "fail2ban accepted the change, but in jail %r %d address(es) %s: %s. See /var/log/fail2ban.log."
-            % (jail, len(wrong), what, listing(wrong))
+            % (jail, len(wrong), what, shortlist(wrong))
         )
 
 
@@ -275,9 +266,7 @@ def ensure(module):
     params = module.params
     jail = params["jail"]
     state = params["state"]
-    list_limit = params["list_limit"]
-    if list_limit < 0:
-        raise Fail2banError("list_limit is %d: give 0 (list every address) or a positive number." % list_limit)
+    list_limit = check_list_limit(params["list_limit"])
     if not jail or not jail.strip():
         raise Fail2banError("jail is empty: give the fail2ban jail to act on, e.g. jail=manual.")
     requested = validate_addresses(params["ips"])
@@ -347,15 +336,11 @@ def main():
             state=dict(type="str", default="present", choices=["present", "absent"]),
             force=dict(type="bool", default=False),
             allowlisted=dict(type="str", choices=["fail", "skip"], default="fail"),
-            list_limit=dict(type="int", default=1000),
+            list_limit=LIST_LIMIT_OPTION,
         ),
         supports_check_mode=True,
     )
-    try:
-        result = ensure(module)
-    except Fail2banError as exc:
-        module.fail_json(**exc.result())
-    module.exit_json(**result)
+    run_module(module, ensure)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import pathlib
 import re
@@ -62,3 +63,50 @@ def test_every_schedule_runs_a_job_template_of_this_file():
     for schedule in schedules:
         assert schedule["unified_job_template"] in names, schedule["name"]
         assert "RRULE:" in schedule["rrule"], schedule["name"]
+
+
+def test_every_exported_filter_is_used_and_documented():
+    """Only the filters that roles, playbooks, Molecule or tools use are exported, each with its YAML docs."""
+    used_in = "\n".join(path.read_text() for folder in ("roles", "playbooks", "molecule", "tools")
+                        for path in (REPO / folder).rglob("*") if path.suffix in (".yml", ".yaml", ".j2", ".py"))
+    for plugin in sorted((REPO / "plugins" / "filter").glob("*.py")):
+        module = importlib.import_module("ansible_collections.floodguard.shield.plugins.filter." + plugin.stem)
+        for name in module.FilterModule().filters():
+            assert "floodguard.shield.%s" % name in used_in, "%s exports %s, which nothing uses" % (plugin.name, name)
+            docs = yaml.safe_load((plugin.parent / (name + ".yml")).read_text())
+            assert docs["DOCUMENTATION"]["name"] == name and docs["EXAMPLES"] and docs["RETURN"], name
+
+
+def test_the_old_status_module_name_redirects_with_a_deprecation():
+    runtime = yaml.safe_load((REPO / "meta" / "runtime.yml").read_text())
+    galaxy = yaml.safe_load((REPO / "galaxy.yml").read_text())
+    routing = runtime["plugin_routing"]["modules"]["fail2ban_status"]
+    assert routing["redirect"] == "floodguard.shield.fail2ban_info"
+    assert (REPO / "plugins" / "modules" / "fail2ban_info.py").is_file()
+    assert not (REPO / "plugins" / "modules" / "fail2ban_status.py").exists()
+    removal = routing["deprecation"]["removal_version"]
+    assert removal.endswith(".0.0") and int(removal.split(".")[0]) > int(galaxy["version"].split(".")[0])
+    assert "fail2ban_info" in routing["deprecation"]["warning_text"]
+
+
+def test_the_old_status_module_name_still_resolves():
+    """ansible-doc, which loads modules as playbooks do, finds fail2ban_info under the old name."""
+    result = subprocess.run([str(pathlib.Path(sys.executable).parent / "ansible-doc"), "--json", "floodguard.shield.fail2ban_status"],
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    docs = json.loads(result.stdout)
+    assert docs["floodguard.shield.fail2ban_status"]["doc"]["module"] == "fail2ban_info"
+    assert "has been deprecated" in result.stderr and "fail2ban_info" in result.stderr
+
+
+def test_nothing_names_the_status_module_by_its_old_name():
+    """README, AWX, playbooks and tests use fail2ban_info; only the redirect and the changelog keep the old name."""
+    allowed = {"meta/runtime.yml", "changelogs", "tests/unit/repo/test_docs_and_awx.py", "plugins/modules/fail2ban_info.py",
+               "molecule/modules/verify.yml"}
+    tracked = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
+    for name in tracked:
+        if any(name == place or name.startswith(place + "/") for place in allowed):
+            continue
+        path = REPO / name
+        if path.is_file() and path.suffix in (".py", ".yml", ".yaml", ".md", ".json", ".j2"):
+            assert "shield.fail2ban_status" not in path.read_text(), "%s names floodguard.shield.fail2ban_status" % name

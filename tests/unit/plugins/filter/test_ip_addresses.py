@@ -9,6 +9,7 @@ import pytest
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.floodguard.shield.plugins.filter.ip_addresses import ip_addresses
+from ansible_collections.floodguard.shield.plugins.module_utils._addresses import AddressError, validate_addresses
 
 
 @pytest.mark.parametrize(
@@ -52,3 +53,20 @@ def test_networks_can_be_refused():
 def test_error_names_the_given_variable():
     with pytest.raises(AnsibleFilterError, match="^addresses holds"):
         ip_addresses("nope", variable="addresses")
+
+
+def test_the_filter_and_the_modules_read_addresses_alike():
+    # One address parser (module_utils/_addresses.py): the playbooks check what the modules accept.
+    given = ["203.0.113.7, 2001:DB8::7", "198.51.100.0/24 203.0.113.7/32", "2001:db8::7/128"]
+    assert ip_addresses(given) == validate_addresses(given) == ["203.0.113.7", "2001:db8::7", "198.51.100.0/24"]
+    for bad in ("198.51.100.1/24", "999.1.1.1", "not-an-ip"):
+        with pytest.raises(AnsibleFilterError):
+            ip_addresses(bad)
+        with pytest.raises(AddressError):
+            validate_addresses([bad])
+
+
+def test_a_long_list_of_bad_entries_is_counted_not_listed():
+    with pytest.raises(AnsibleFilterError) as error:
+        ip_addresses(" ".join("bad%d" % i for i in range(25)))
+    assert "ips holds 25 invalid address(es)" in str(error.value) and " and 5 more." in str(error.value)

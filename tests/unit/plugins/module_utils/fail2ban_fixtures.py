@@ -5,12 +5,16 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
 # fail2ban 1.0.x on Debian 12 and 1.1.x on Debian 13, the versions the collection supports.
 VERSIONS = ("fail2ban-1.0.2-debian12", "fail2ban-1.1.0-debian13")
+# The addresses capture_fail2ban.py bans in the jail 'manual', in its order and as fail2ban lists them.
+IPV4 = [str(ipaddress.ip_address("203.0.113.1") + i) for i in range(200)]
+IPV6 = ["2001:db8::%x" % (i + 1) for i in range(49)] + ["2001:db8::abcd"]
 
 
 def load(version):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import ipaddress
 import json
 
-from ansible_collections.floodguard.shield.plugins.module_utils._fail2ban import batch_budget
+from ansible_collections.floodguard.shield.plugins.module_utils._batches import batch_budget
 from ansible_collections.floodguard.shield.plugins.modules.fail2ban_ban import main
 from ansible_collections.floodguard.shield.tests.unit.plugins.module_utils.fail2ban_fixtures import Replay
 
@@ -206,8 +206,22 @@ def test_networks_are_banned_where_the_action_can(run_module, captured):
     assert result["changed"] is True and result["banned"] == ["198.51.100.0/24"]
 
 
+def test_networks_are_banned_through_the_default_python_action(run_module, captured):
+    jail = "python-action"
+    action = "floodguard_nftables"
+    result = run_module(main, {"jail": jail, "ips": ["198.51.100.0/24"]}, captured, [
+        (["status"], "status_with_python_action"), (["get", jail, "banned"], "banned_empty_python"),
+        (["get", jail, "actions"], "actions_python"),
+        (["get", jail, "actionproperties", action], "actionproperties_python"),
+        (["get", jail, "action", action, "supports_networks"], "supports_networks_python"),
+        (["get", jail, "ignoreip"], "ignoreip_python"), (["-j", "address", "show"], "ip_address_show"),
+        (["set", jail, "banip", "198.51.100.0/24"], "banip_cidr_python"),
+        (["get", jail, "banned"], "banned_cidr_python")])[0]
+    assert result["changed"] is True and result["banned"] == ["198.51.100.0/24"] and result["batches"] == 1
+
+
 class BulkReplay(Replay):
-    """Replays the captured runs, and answers the ban batches as fail2ban would: with the count banned."""
+    """Replays the captured runs; the ban batches and the list after them it invents, as fail2ban answers them."""
 
     def __init__(self, captures, expected, jail):
         super().__init__(captures, expected)

@@ -1,11 +1,11 @@
 # -*- coding: utf-8 -*-
 # Copyright: floodguard developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""fail2ban_status's flow on verbatim fail2ban 1.0 and 1.1 output."""
+"""fail2ban_info's flow on verbatim fail2ban 1.0 and 1.1 output."""
 
 from __future__ import annotations
 
-from ansible_collections.floodguard.shield.plugins.modules.fail2ban_status import main
+from ansible_collections.floodguard.shield.plugins.modules.fail2ban_info import main
 
 JAILS = ["iptables-jail", "manual", "nginx-req-limit", "no-actions", "permanent", "sshd"]
 HEAD = [(["version"], "version"), (["status"], "status")]
@@ -95,6 +95,7 @@ def test_server_down(run_module, captured):
 
 
 def test_permission_denied(run_module, captured):
+    # The captured refusal of `status`, answered to `version`: fail2ban-client refuses every command alike.
     denied = dict(captured["not_root_status"], argv=["fail2ban-client", "version"])
     result = run_module(main, {}, captured, [(["version"], denied)])[0]
     assert result["failed"] is True and "must run as root" in result["msg"]

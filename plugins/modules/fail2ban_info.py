@@ -9,7 +9,7 @@ __metaclass__ = type
 
 DOCUMENTATION = r"""
 ---
-module: fail2ban_status
+module: fail2ban_info
 short_description: Read what fail2ban watches and bans
 version_added: 0.1.0
 description:
@@ -17,16 +17,15 @@ description:
     structured data - the server version, the jails, and per jail its filter counters, the log files or
     journal matches it watches, its action counters and the banned addresses with ban start and end.
   - Read-only - it never changes anything and always reports C(changed=false), in check mode too.
-  - Runs C(fail2ban-client) as an argument list in the C locale; nothing goes through a shell.
+  - Formerly C(floodguard.shield.fail2ban_status); that name still works, with a deprecation warning,
+    until release 2.0.0.
 author:
   - floodguard developers (@floodguard)
-attributes:
-  check_mode:
-    support: full
-    description: Read-only, so check mode behaves exactly like a normal run.
-  diff_mode:
-    support: none
-    description: Nothing changes, so there is no diff.
+extends_documentation_fragment:
+  - floodguard.shield.attributes
+  - floodguard.shield.attributes.info_module
+  - floodguard.shield.fail2ban
+  - floodguard.shield.fail2ban.list_limit
 options:
   jail:
     description:
@@ -39,26 +38,16 @@ options:
         ban in each of them. C(banned_in) lists those jails.
       - With O(jail), only that jail is considered.
     type: str
-  list_limit:
-    description:
-      - At most this many banned addresses are returned per jail, the most recent bans, so that a jail
-        holding 100,000 bans does not flood the job output. V(0) returns all of them.
-      - The counters are always exact; RV(jails.actions.banned_truncated) says when the list was cut.
-    type: int
-    default: 1000
-requirements:
-  - fail2ban 1.0 or later, its server running
-  - root on the host (C(become=true)) - fail2ban's socket is root's only
 notes:
   - Ban start and end times are the host's local time as fail2ban prints them (C(YYYY-MM-DD HH:MM:SS)).
-  - Every failure returns C(msg), and when a command failed also C(cmd), C(rc), C(stdout) and C(stderr).
+  - O(list_limit) keeps the most recent bans of each jail; RV(jails.actions.banned_truncated) says when it cut the list.
 seealso:
   - module: floodguard.shield.fail2ban_ban
 """
 
 EXAMPLES = r"""
 - name: Read every jail
-  floodguard.shield.fail2ban_status:
+  floodguard.shield.fail2ban_info:
   become: true
   register: fail2ban
 
@@ -68,7 +57,7 @@ EXAMPLES = r"""
   loop: "{{ fail2ban.jails | dict2items }}"
 
 - name: Which jails ban 203.0.113.7, and until when?
-  floodguard.shield.fail2ban_status:
+  floodguard.shield.fail2ban_info:
     ip: 203.0.113.7
   become: true
   register: lookup
@@ -77,7 +66,7 @@ EXAMPLES = r"""
   ansible.builtin.debug:
     msg: "{{ lookup.banned_in | join(', ') or 'not banned' }}"
 
-# Ad hoc: ansible web --become -m floodguard.shield.fail2ban_status -a 'jail=nginx-req-limit list_limit=20'
+# Ad hoc: ansible web --become -m floodguard.shield.fail2ban_info -a 'jail=nginx-req-limit list_limit=20'
 """
 
 RETURN = r"""
@@ -181,12 +170,10 @@ jails:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.floodguard.shield.plugins.module_utils._fail2ban import (
-    Fail2banClient,
-    Fail2banError,
-    limited,
-    normalise_address,
-)
+from ansible_collections.floodguard.shield.plugins.module_utils._addresses import AddressError, normalise_address
+from ansible_collections.floodguard.shield.plugins.module_utils._fail2ban_client import Fail2banClient
+from ansible_collections.floodguard.shield.plugins.module_utils._results import LIST_LIMIT_OPTION, check_list_limit, limited
+from ansible_collections.floodguard.shield.plugins.module_utils._runner import run_module
 
 
 def read_jail(client, jail, ip, list_limit):
@@ -201,17 +188,15 @@ def read_jail(client, jail, ip, list_limit):
     return state
 
 
-def read_status(module):
+def read_info(module):
     jail = module.params["jail"]
-    list_limit = module.params["list_limit"]
-    if list_limit < 0:
-        raise Fail2banError("list_limit is %d: give 0 (list every address) or a positive number." % list_limit)
+    list_limit = check_list_limit(module.params["list_limit"])
     ip = None
     if module.params["ip"] is not None:
         try:
             ip = normalise_address(module.params["ip"].strip())
         except ValueError as exc:
-            raise Fail2banError(
+            raise AddressError(
                 "ip is %r, not an IP address or CIDR network (%s): give one, e.g. 203.0.113.7 or 2001:db8::7."
                 % (module.params["ip"], exc)
             )
@@ -237,15 +222,11 @@ def main():
         argument_spec=dict(
             jail=dict(type="str"),
             ip=dict(type="str"),
-            list_limit=dict(type="int", default=1000),
+            list_limit=LIST_LIMIT_OPTION,
         ),
         supports_check_mode=True,
     )
-    try:
-        result = read_status(module)
-    except Fail2banError as exc:
-        module.fail_json(**exc.result())
-    module.exit_json(**result)
+    run_module(module, read_info)
 
 
 if __name__ == "__main__":
