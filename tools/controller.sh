@@ -30,6 +30,9 @@ if [ "$(docker image inspect --format '{{index .Config.Labels "floodguard.base"}
   docker rm "$builder" >/dev/null
 fi
 docker_cli="$(command -v docker)"
+# One HOME per caller (FLOODGUARD_CONTROLLER_HOME, e.g. core-2.20): ansible-test keys its venvs by Python
+# version only, and 2.20 and 2.21 both run on 3.13, so parallel sanity runs sharing a HOME race on them.
+home="$repo/.cache/controller-home/${FLOODGUARD_CONTROLLER_HOME:-default}"
 
 args=(
   --rm --init --network host
@@ -42,7 +45,7 @@ args=(
   -w "$PWD"
   -e FLOODGUARD_CONTROLLER=1
   -e DEBIAN_FRONTEND=noninteractive
-  -e "HOME=$repo/.cache/controller-home"
+  -e "HOME=$home"
   -e "PIP_CERT=$ca_bundle"
   -e PIP_DISABLE_PIP_VERSION_CHECK=1
   -e "REQUESTS_CA_BUNDLE=$ca_bundle"
@@ -59,5 +62,5 @@ fi
 for name in ANSIBLE_COLLECTIONS_PATH ANSIBLE_FORCE_COLOR PY_COLORS NO_COLOR MOLECULE_DISTRO; do
   if [ -n "${!name+x}" ]; then args+=(-e "$name=${!name}"); fi
 done
-mkdir -p "$repo/.cache/controller-home"
+mkdir -p "$home"
 exec docker run "${args[@]}" "$image" "$@"

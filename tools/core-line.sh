@@ -21,7 +21,7 @@ case "$line" in
 esac
 
 if [ "$where" = container ] && [ "${FLOODGUARD_CONTROLLER:-}" != 1 ]; then
-  exec tools/controller.sh tools/core-line.sh "$line" "$@"
+  FLOODGUARD_CONTROLLER_HOME="core-$line" exec tools/controller.sh tools/core-line.sh "$line" "$@"
 fi
 
 if [ -z "$requirements" ]; then
