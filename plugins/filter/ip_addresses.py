@@ -9,7 +9,6 @@ The address rules are those of the modules: module_utils/_addresses.py.
 from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
-from ansible.module_utils.six import string_types
 
 from ansible_collections.floodguard.shield.plugins.module_utils._addresses import (
     check_addresses,
@@ -26,7 +25,7 @@ def ip_addresses(value, variable="ips", allow_networks=True):
     """
     if value is None:
         raise AnsibleFilterError("%s is missing: give one or more IP addresses, e.g. -e %s=203.0.113.7" % (variable, variable))
-    if isinstance(value, string_types):
+    if isinstance(value, str):
         value = [value]
     elif not isinstance(value, (list, tuple)):
         raise AnsibleFilterError("%s must be a list or a comma/space separated string of IP addresses, not %s" % (variable, type(value).__name__))
