@@ -216,6 +216,8 @@ class IPSets(object):
         self.lock_conflicts = 0
         self.throttled = 0
         self._refs = None
+        # Set when a set was not found: a set recreated under the same name has lost its addresses.
+        self.lost = False
 
     def delay(self, attempt):
         """Exponential backoff with jitter: two hosts throttled together do not retry together."""
@@ -268,7 +270,13 @@ class IPSets(object):
         """Every set, freshly read (each with its own lock token)."""
         sets = []
         for name, set_id in self.refs():
-            answer = self.call("get_ip_set", Name=name, Scope=self.scope, Id=set_id)
+            try:
+                answer = self.call("get_ip_set", Name=name, Scope=self.scope, Id=set_id)
+            except WafError as exc:
+                if exc.code == "WAFNonexistentItemException":
+                    self._refs = None  # recreated under its name: find its new id next time
+                    self.lost = True
+                raise
             body = answer["IPSet"]
             addresses = set()
             for cidr in body.get("Addresses", []):

@@ -272,7 +272,13 @@ class WafV2Action(ActionBase):
                                          attempts=self._settings.attempts)
         add = [cidr for cidr, wanted in pending.items() if wanted]
         remove = [cidr for cidr, wanted in pending.items() if not wanted]
+        restore = self._ip_sets.lost
+        if restore:
+            # A set was gone (deleted and recreated): write back everything this host bans.
+            add = sorted(set(add) | (self._owned - set(remove)))
         _sets, _before, _after, added, removed = self._ip_sets.apply(add, remove)
+        if restore:
+            self._ip_sets.lost = False
         with self._lock:
             for cidr, wanted in pending.items():
                 if self._pending.get(cidr) == wanted:

@@ -279,3 +279,20 @@ def test_unban_all_removes_this_hosts_addresses_only(action_module, tmp_path, mo
     assert action.flush() is True
     assert wait_for(lambda: contents(refs[0]) == {"198.51.100.9/32"})
     action.stop()
+
+
+def test_a_recreated_set_gets_back_every_ban_of_this_host(action_module, tmp_path, moto_sets, aws_environment):
+    endpoint, create, contents = moto_sets
+    refs = create(1)
+    action = make_action(action_module, tmp_path, [refs[0][0]], endpoint=endpoint)  # by name
+    action.start()
+    action.ban({"ip": "203.0.113.5"})
+    assert wait_for(lambda: contents(refs[0]) == {"203.0.113.5/32"})
+    client = boto3.client("wafv2", endpoint_url=endpoint, region_name=REGION)
+    token = client.get_ip_set(Name=refs[0][0], Scope=SCOPE, Id=refs[0][1])["LockToken"]
+    client.delete_ip_set(Name=refs[0][0], Scope=SCOPE, Id=refs[0][1], LockToken=token)
+    action.ban({"ip": "203.0.113.6"})  # fails: the set is gone
+    assert wait_for(lambda: action.failures >= 1)
+    new_id = client.create_ip_set(Name=refs[0][0], Scope=SCOPE, IPAddressVersion="IPV4", Addresses=[])["Summary"]["Id"]
+    assert wait_for(lambda: contents((refs[0][0], new_id)) == {"203.0.113.5/32", "203.0.113.6/32"})
+    action.stop()
