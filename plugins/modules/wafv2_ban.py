@@ -11,7 +11,7 @@ DOCUMENTATION = r"""
 ---
 module: wafv2_ban
 short_description: Ban or unban addresses at the AWS edge, in AWS WAFv2 IP sets
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Makes sure that addresses are in (O(state=present)) or not in (O(state=absent)) a group of AWS WAFv2 IP sets,
     so that a web ACL rule that blocks those sets drops the clients in front of the load balancer (REGIONAL) or
@@ -115,7 +115,7 @@ requirements:
   - credentials allowed C(wafv2:GetIPSet) and C(wafv2:UpdateIPSet) on the sets, and C(wafv2:ListIPSets) when a set
     is given by name only
 notes:
-  - Runs where the AWS credentials are, usually the controller (C(delegate_to: localhost), C(run_once: true)).
+  - "Runs where the AWS credentials are, usually the controller (C(delegate_to: localhost), C(run_once: true))."
   - A change takes from seconds to a few minutes to reach every edge location of AWS WAF.
   - Every failure returns C(msg) and, when AWS answered with an error, C(error_code) (for example
     V(WAFNonexistentItemException)) and C(operation).
