@@ -191,6 +191,19 @@ class WafV2Action(ActionBase):
         self._wakeup.set()
         return True
 
+    def clearAllParams(self):  # pylint: disable=invalid-name
+        # fail2ban keeps an action over `fail2ban-client reload` (and then calls reload()) only if it has
+        # both this method and reload(); otherwise it flushes the action, which would empty the edge.
+        return None
+
+    def reload(self, **options):
+        settings = self._read_settings(options)
+        if vars(settings) != vars(self._settings):
+            self._logSys.info("[%s] %s: applying changed options", self._jail.name, self._name)
+            self._settings = settings
+            self._ip_sets = None  # other sets, endpoint or region: a new client
+            self._wakeup.set()
+
     # batching
 
     def _want(self, ip, banned):

@@ -296,3 +296,15 @@ def test_a_recreated_set_gets_back_every_ban_of_this_host(action_module, tmp_pat
     new_id = client.create_ip_set(Name=refs[0][0], Scope=SCOPE, IPAddressVersion="IPV4", Addresses=[])["Summary"]["Id"]
     assert wait_for(lambda: contents((refs[0][0], new_id)) == {"203.0.113.5/32", "203.0.113.6/32"})
     action.stop()
+
+
+def test_reload_keeps_the_action_and_applies_changed_options(action_module, tmp_path):
+    action = make_action(action_module, tmp_path, ["v4"])
+    client, _stubber = stubbed_client()
+    use_client(action_module, action, client, ["v4"])
+    assert action.clearAllParams() is None
+    action.reload(ipsets="v4", region=REGION, statedir=str(tmp_path), flushdelay="0.2", reconciledelay="0",
+                  retrymax="1")
+    assert action._ip_sets is not None  # same options: same client
+    action.reload(ipsets="v4 v6", region=REGION, statedir=str(tmp_path))
+    assert action._ip_sets is None and action._settings.ipsets == ["v4", "v6"]
