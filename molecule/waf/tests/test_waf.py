@@ -96,7 +96,7 @@ def playbook(request, name, extra_vars, timeout=400):
 
 def test_flood_banned_locally_appears_in_the_ip_set(web1, web2, moto):
     attacker = ipv4(web2)
-    argv = ["python3", "/usr/local/bin/floodguard-flood", "http://%s/" % ipv4(web1), "--requests", "300",
+    argv = ["python3", "/usr/local/bin/floodguard-flood", "http://%s/" % ipv4(web1), "--source", attacker, "--requests", "300",
             "--duration", "20", "--rate", "40", "--concurrency", "4", "--timeout", "1", "--read-timeout", "0.3",
             "--stop-after-drops", "3"]
     report = json.loads(web2.check_output(" ".join(shlex.quote(arg) for arg in argv)))
