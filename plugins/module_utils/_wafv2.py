@@ -252,7 +252,7 @@ class IPSets(object):
                                        self.scope, ", ".join(unknown), ", ".join(sorted(found)) or "none"),
                                    code="WAFNonexistentItemException", operation="ListIPSets")
                 wanted = [[name, set_id or found[name]] for name, set_id in wanted]
-            self._refs = [(name, set_id) for name, set_id in wanted]
+            self._refs = [tuple(pair) for pair in wanted]
         return self._refs
 
     def list_ids(self):

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # Copyright: floodguard developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Bench of the AWS edge mirror (roles/fail2ban/files/action.d/floodguard_wafv2.py) against moto.
@@ -68,7 +67,7 @@ def address(index):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     parser.add_argument("--bans", type=int, default=10000)
     parser.add_argument("--samples", type=int, default=10)
     parser.add_argument("--flushdelay", default="1", help="the action's flushdelay in seconds (default 1, the role's)")
