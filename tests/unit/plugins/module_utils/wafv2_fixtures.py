@@ -5,11 +5,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
+import logging
 import uuid
 
 import botocore.session
 from botocore.stub import Stubber
+from moto.server import ThreadedMotoServer
 
 SCOPE = "REGIONAL"
 REGION = "eu-west-1"
@@ -44,3 +47,15 @@ def ipv4_block(first, count):
 
 def aws_error(stubber, operation, code, message="stubbed"):
     stubber.add_client_error(operation, service_error_code=code, service_message=message, http_status_code=400)
+
+
+@contextlib.contextmanager
+def moto_server():
+    """moto in server mode on a free loopback port (real HTTP, real LockToken checks); yields its URL."""
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's request log
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        yield "http://%s:%d" % server.get_host_and_port()
+    finally:
+        server.stop()

@@ -10,21 +10,17 @@ import json
 import boto3
 import pytest
 from ansible.module_utils.testing import patch_module_args
-from moto.server import ThreadedMotoServer
 
 from ansible_collections.floodguard.shield.plugins.modules.wafv2_ban import main
-from ansible_collections.floodguard.shield.tests.unit.plugins.module_utils.wafv2_fixtures import REGION, ipv4_block
+from ansible_collections.floodguard.shield.tests.unit.plugins.module_utils.wafv2_fixtures import REGION, ipv4_block, moto_server
 
 CREDENTIALS = {"access_key": "testing", "secret_key": "testing", "region": REGION}
 
 
 @pytest.fixture(scope="module")
 def moto_endpoint():
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield "http://%s:%d" % (host, port)
-    server.stop()
+    with moto_server() as endpoint:
+        yield endpoint
 
 
 @pytest.fixture

@@ -25,10 +25,9 @@ import boto3
 import botocore.session
 import pytest
 from botocore.config import Config
-from moto.server import ThreadedMotoServer
 
 from ansible_collections.floodguard.shield.tests.unit.plugins.module_utils.wafv2_fixtures import (
-    REGION, SCOPE, get_answer, get_params, ipv4_block, set_id, stubbed_client)
+    REGION, SCOPE, get_answer, get_params, ipv4_block, moto_server, set_id, stubbed_client)
 
 ROOT = Path(__file__).resolve().parents[4]
 ACTION_FILE = ROOT / "roles" / "fail2ban" / "files" / "action.d" / "floodguard_wafv2.py"
@@ -166,11 +165,8 @@ def test_allowlisted_addresses_never_reach_the_edge(action_module, tmp_path):
 
 @pytest.fixture(scope="module")
 def moto_endpoint():
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield "http://%s:%d" % (host, port)
-    server.stop()
+    with moto_server() as endpoint:
+        yield endpoint
 
 
 @pytest.fixture
