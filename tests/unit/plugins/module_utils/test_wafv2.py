@@ -5,14 +5,20 @@
 
 from __future__ import annotations
 
+import filecmp
+import pathlib
+
 import botocore.session
 import pytest
+import yaml
 from botocore.config import Config
 
 from ansible_collections.floodguard.shield.plugins.module_utils import _wafv2
 from ansible_collections.floodguard.shield.plugins.module_utils._wafv2 import IPSet, IPSets, WafError, plan_changes
 from ansible_collections.floodguard.shield.tests.unit.plugins.module_utils.wafv2_fixtures import (
     REGION, SCOPE, aws_error, get_answer, get_params, ipv4_block, set_id, stubbed_client)
+
+REPO = pathlib.Path(__file__).resolve().parents[4]
 
 
 def ip_sets_for(client, names, sleeps):
@@ -175,3 +181,15 @@ def test_cloudfront_needs_us_east_1():
     with pytest.raises(WafError, match="us-east-1"):
         _wafv2.make_client(region="eu-west-1", scope="CLOUDFRONT")
     assert _wafv2.make_client(scope="CLOUDFRONT", access_key="x", secret_key="y").meta.region_name == "us-east-1"
+
+
+def test_the_role_deploys_this_same_file_next_to_the_action():
+    # files/action.d/_wafv2.py, the name floodguard_wafv2.py loads, is a link to this file, and one of the role's files.
+    action_dir = REPO / "roles" / "fail2ban" / "files" / "action.d"
+    deployed = action_dir / "_wafv2.py"
+    assert deployed.resolve() == pathlib.Path(_wafv2.__file__).resolve()
+    assert filecmp.cmp(deployed, _wafv2.__file__, shallow=False)
+    assert '"_wafv2.py"' in (action_dir / "floodguard_wafv2.py").read_text()
+    role_files = yaml.safe_load((REPO / "roles" / "fail2ban" / "vars" / "main.yml").read_text())["__fail2ban_role_files"]
+    sources = [entry.get("src") for entry in role_files]
+    assert "action.d/_wafv2.py" in sources and "action.d/floodguard_wafv2.py" in sources
