@@ -10,6 +10,7 @@ import ipaddress
 import logging
 import uuid
 
+import boto3
 import botocore.session
 from botocore.stub import Stubber
 from moto.server import ThreadedMotoServer
@@ -59,3 +60,9 @@ def moto_server():
         yield "http://%s:%d" % server.get_host_and_port()
     finally:
         server.stop()
+
+
+def moto_client(endpoint):
+    """A wafv2 client of the moto server at endpoint (fake credentials: nothing leaves loopback)."""
+    return boto3.client("wafv2", endpoint_url=endpoint, region_name=REGION, aws_access_key_id="testing",
+                        aws_secret_access_key="testing")

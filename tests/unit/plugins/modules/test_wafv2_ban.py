@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import json
 
-import boto3
 import pytest
 from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.floodguard.shield.plugins.modules.wafv2_ban import main
-from ansible_collections.floodguard.shield.tests.unit.plugins.module_utils.wafv2_fixtures import REGION, ipv4_block, moto_server
+from ansible_collections.floodguard.shield.tests.unit.plugins.module_utils.wafv2_fixtures import REGION, ipv4_block, moto_client, moto_server
 
 CREDENTIALS = {"access_key": "testing", "secret_key": "testing", "region": REGION}
 
@@ -26,8 +25,7 @@ def moto_endpoint():
 @pytest.fixture
 def waf(moto_endpoint, request):
     """A wafv2 client on moto and fresh IP sets named after the test: <test>-v4, -v4b, -v6."""
-    client = boto3.client("wafv2", endpoint_url=moto_endpoint, region_name=REGION, aws_access_key_id="testing",
-                          aws_secret_access_key="testing")
+    client = moto_client(moto_endpoint)
     prefix = request.node.name.replace("_", "-")[:80]
     names = {}
     for suffix, version in (("v4", "IPV4"), ("v4b", "IPV4"), ("v6", "IPV6")):

@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import logging
 import shutil
-import sys
 import threading
 import time
 import types
@@ -27,7 +25,8 @@ import pytest
 from botocore.config import Config
 
 from ansible_collections.floodguard.shield.tests.unit.plugins.module_utils.wafv2_fixtures import (
-    REGION, SCOPE, get_answer, get_params, ipv4_block, moto_server, set_id, stubbed_client)
+    REGION, SCOPE, get_answer, get_params, ipv4_block, moto_client, moto_server, set_id, stubbed_client)
+from ansible_collections.floodguard.shield.tests.unit.roles.fail2ban.fail2ban_stand_in import provide_action_base
 
 ACTION_DIR = Path(__file__).resolve().parents[6] / "roles" / "fail2ban" / "files" / "action.d"
 ACTION_FILE = ACTION_DIR / "floodguard_wafv2.py"
@@ -35,26 +34,9 @@ ACTION_FILE = ACTION_DIR / "floodguard_wafv2.py"
 LIBRARY_FILE = ACTION_DIR / "_wafv2.py"
 
 
-def _stand_in_fail2ban():
-    try:
-        import fail2ban.server.actions  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
-    except ImportError:
-        class ActionBase:  # the part of fail2ban.server.action.ActionBase the action relies on
-            def __init__(self, jail, name):
-                self._jail = jail
-                self._name = name
-                self._logSys = logging.getLogger("fail2ban.%s" % self.__class__.__name__)
-
-        for name in ("fail2ban", "fail2ban.server"):
-            sys.modules.setdefault(name, types.ModuleType(name))
-        actions = sys.modules.get("fail2ban.server.actions") or types.ModuleType("fail2ban.server.actions")
-        actions.ActionBase = getattr(actions, "ActionBase", ActionBase)
-        sys.modules["fail2ban.server.actions"] = actions
-
-
 @pytest.fixture(scope="module")
 def action_module(tmp_path_factory):
-    _stand_in_fail2ban()
+    provide_action_base()
     directory = tmp_path_factory.mktemp("action.d")
     shutil.copy(ACTION_FILE, directory / ACTION_FILE.name)
     shutil.copy(LIBRARY_FILE, directory / "_wafv2.py")
@@ -172,8 +154,7 @@ def moto_endpoint():
 
 @pytest.fixture
 def moto_sets(moto_endpoint, request):
-    client = boto3.client("wafv2", endpoint_url=moto_endpoint, region_name=REGION, aws_access_key_id="testing",
-                          aws_secret_access_key="testing")
+    client = moto_client(moto_endpoint)
     prefix = request.node.name.replace("_", "-")[:60]
 
     def create(count, version="IPV4", addresses=()):
