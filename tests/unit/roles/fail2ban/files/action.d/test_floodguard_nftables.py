@@ -26,6 +26,8 @@ from pathlib import Path
 
 import pytest
 
+from ansible_collections.floodguard.shield.tests.unit.roles.fail2ban.fail2ban_stand_in import provide_action_base
+
 ACTION_DIR = Path(__file__).resolve().parents[6] / "roles" / "fail2ban" / "files" / "action.d"
 CLONE_NEWNET = 0x40000000
 
@@ -34,20 +36,7 @@ def load_action_module():
     """The action as fail2ban loads it: by path (its floodguard_ports.py next to it)."""
     if "floodguard_nftables" in sys.modules:
         return sys.modules["floodguard_nftables"]
-    try:
-        import fail2ban.server.actions  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
-    except ImportError:
-        class ActionBase:  # the part of fail2ban.server.action.ActionBase the action relies on
-            def __init__(self, jail, name):
-                self._jail = jail
-                self._name = name
-                self._logSys = logging.getLogger("fail2ban.%s" % self.__class__.__name__)
-
-        for name in ("fail2ban", "fail2ban.server"):
-            sys.modules.setdefault(name, types.ModuleType(name))
-        actions = types.ModuleType("fail2ban.server.actions")
-        actions.ActionBase = ActionBase
-        sys.modules["fail2ban.server.actions"] = actions
+    provide_action_base()
     spec = importlib.util.spec_from_file_location("floodguard_nftables", ACTION_DIR / "floodguard_nftables.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -11,36 +11,22 @@ NGINX is exercised by the Molecule scenario lb.
 from __future__ import annotations
 
 import importlib.util
-import logging
 import socketserver
-import sys
 import threading
 import time
-import types
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import pytest
 
+from ansible_collections.floodguard.shield.tests.unit.roles.fail2ban.fail2ban_stand_in import provide_action_base
+
 ACTION_FILE = Path(__file__).resolve().parents[6] / "roles" / "fail2ban" / "files" / "action.d" / "floodguard_nginx.py"
 
 
 def _load_action_module():
-    try:
-        import fail2ban.server.actions  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
-    except ImportError:
-        class ActionBase:  # the part of fail2ban's ActionBase the action relies on
-            def __init__(self, jail, name):
-                self._jail = jail
-                self._name = name
-                self._logSys = logging.getLogger("fail2ban.%s" % self.__class__.__name__)
-
-        for name in ("fail2ban", "fail2ban.server"):
-            sys.modules.setdefault(name, types.ModuleType(name))
-        actions = types.ModuleType("fail2ban.server.actions")
-        actions.ActionBase = ActionBase
-        sys.modules["fail2ban.server.actions"] = actions
+    provide_action_base()
     spec = importlib.util.spec_from_file_location("floodguard_nginx", ACTION_FILE)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
