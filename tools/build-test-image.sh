@@ -26,8 +26,9 @@ fi
 base_packages="systemd,systemd-sysv,dbus,python3,python3-apt,iproute2,iputils-ping,procps,ca-certificates,curl,gnupg,less,sudo"
 # Installed later by the roles and tests; only downloaded here into apt's cache.
 # libnginx-mod-http-lua: the NGINX ban back end; haproxy: the load balancer of the LB scenario;
-# python3-boto3: the WAF mirror; python3-venv/pip: the newer-core controller and the moto endpoint.
-cached_packages="nginx fail2ban python3-systemd python3-pyinotify python3-nftables nftables iptables logrotate python3-django gunicorn whois apache2-utils libnginx-mod-http-lua haproxy python3-boto3 python3-venv python3-pip"
+# python3-boto3: the WAF mirror; python3-venv/pip: the newer-core controller and the moto endpoint;
+# crowdsec and its firewall bouncer: the peer in `make bench`.
+cached_packages="nginx fail2ban python3-systemd python3-pyinotify python3-nftables nftables iptables logrotate python3-django gunicorn whois apache2-utils libnginx-mod-http-lua haproxy python3-boto3 python3-venv python3-pip crowdsec crowdsec-firewall-bouncer"
 
 work="$(mktemp -d /var/tmp/floodguard-rootfs.XXXXXX)"
 trap 'umount -l "$work/rootfs/proc" 2>/dev/null || true; rm -rf "$work"' EXIT
