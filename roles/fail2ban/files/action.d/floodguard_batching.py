@@ -45,6 +45,26 @@ class ConfigError(ValueError):
     """An action option that cannot work; the message names the option and the fix."""
 
 
+class ActionSettings:
+    """An action's options, checked (by the subclass's constructor); equal settings mean nothing to change on reload."""
+
+    # The options a jail may set; fail2ban passes others too (jail.conf's action_ passes 'chain').
+    OPTIONS = ()
+
+    @classmethod
+    def known(cls, options):
+        """The options of this action among those fail2ban passes."""
+        return dict((key, value) for key, value in options.items() if key in cls.OPTIONS)
+
+    def __eq__(self, other):
+        return type(other) is type(self) and vars(self) == vars(other)
+
+    def __ne__(self, other):
+        return not self == other
+
+    __hash__ = None
+
+
 class BatchingAction(ActionBase):
     """A fail2ban Python action whose bans and unbans are written in batches by a flusher thread."""
 

@@ -133,8 +133,10 @@ def parse_allowlist(value):
     return dict((version, [str(net) for net in ipaddress.collapse_addresses(networks)]) for version, networks in by_version.items())
 
 
-class Settings:
+class Settings(batching.ActionSettings):
     """The action options, checked; equal settings mean nothing to change on reload."""
+
+    OPTIONS = OPTIONS
 
     def __init__(self, jail_name, name=None, port="0:65535", protocol="tcp", blocktype="drop",
                  chainpriority="-10", flushdelay="0.05", ticketwait="0.2", allowlist=""):
@@ -170,13 +172,7 @@ class Settings:
     @classmethod
     def from_options(cls, jail_name, options):
         # jail.conf's action_ also passes 'chain' (an iptables chain name), which has no use here.
-        return cls(jail_name, **dict((key, value) for key, value in options.items() if key in OPTIONS))
-
-    def __eq__(self, other):
-        return isinstance(other, Settings) and vars(self) == vars(other)
-
-    def __ne__(self, other):
-        return not self == other
+        return cls(jail_name, **cls.known(options))
 
     def summary(self):
         """What the jail's rule does, e.g. 'meta l4proto { tcp } th dport { 80, 443 } drop'."""

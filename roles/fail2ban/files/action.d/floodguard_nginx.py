@@ -68,8 +68,10 @@ def parse_allowlist(value):
     return networks
 
 
-class Settings:
+class Settings(batching.ActionSettings):
     """The action options, checked."""
+
+    OPTIONS = OPTIONS
 
     def __init__(self, jail_name, name=None, socket="/run/floodguard-nginx/ban.sock",  # pylint: disable=redefined-outer-name
                  statedir="/var/lib/floodguard/nginx-bans", allowlist="", flushdelay="0.05", checkinterval="5",
@@ -99,13 +101,7 @@ class Settings:
 
     @classmethod
     def from_options(cls, jail_name, options):
-        return cls(jail_name, **dict((key, value) for key, value in options.items() if key in OPTIONS))
-
-    def __eq__(self, other):
-        return isinstance(other, Settings) and vars(self) == vars(other)
-
-    def __ne__(self, other):
-        return not self == other
+        return cls(jail_name, **cls.known(options))
 
     def summary(self):
         return "bans of %s via %s, kept in %s" % (self.name, self.socket, self.statefile)
@@ -204,13 +200,10 @@ class NginxAction(batching.BatchingAction):
         self._shorten_ticket_wait()
         with self._apply_lock:
             # fail2ban restores the bans it holds right after start(); clear what a crash may have left.
-            self._banned = set()
-            self._write_state()
-            try:
-                self._management.flush()
-            except NginxBanError as error:
-                self._logSys.warning("[%s] %s: %s; the bans go to %s and NGINX loads them when it starts",
-                                     self._jail.name, self._name, error, self._settings.statefile)
+            error = self._forget_all()
+        if error:
+            self._logSys.warning("[%s] %s: %s; the bans go to %s and NGINX loads them when it starts",
+                                 self._jail.name, self._name, error, self._settings.statefile)
         self._start_flusher()
 
     def stop(self):
@@ -220,15 +213,25 @@ class NginxAction(batching.BatchingAction):
     def flush(self):
         """Unban everything of this jail at once (fail2ban-client unban --all, jail stop)."""
         with self._apply_lock:
-            self._take_pending()
-            self._banned = set()
-            self._write_state()
-            try:
-                self._management.flush()
-            except NginxBanError as error:
-                self._logSys.error("[%s] %s: %s", self._jail.name, self._name, error)
-                return False
+            error = self._forget_all()
+        if error:
+            self._logSys.error("[%s] %s: %s", self._jail.name, self._name, error)
+            return False
         return True
+
+    def _forget_all(self):
+        """Drop every ban of this jail: pending, in the state file, in NGINX; the caller holds _apply_lock.
+
+        Returns NGINX's error when it could not be reached (the empty state file stands), else None.
+        """
+        self._take_pending()
+        self._banned = set()
+        self._write_state()
+        try:
+            self._management.flush()
+        except NginxBanError as error:
+            return error
+        return None
 
     def consistencyCheck(self, beforeRepair=None):  # pylint: disable=invalid-name
         """Called by fail2ban when a banned address keeps failing: does NGINX hold every ban?"""

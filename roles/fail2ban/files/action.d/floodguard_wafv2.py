@@ -65,8 +65,10 @@ def _words(value):
     return ports.split_words(value or "")
 
 
-class Settings:
+class Settings(batching.ActionSettings):
     """The action options, checked."""
+
+    OPTIONS = OPTIONS
 
     def __init__(self, ipsets="", scope="REGIONAL", region="", endpoint="", profile="", allowlist="",
                  flushdelay="1", retrymax="60", reconciledelay="5", statedir="/var/lib/fail2ban", attempts="8"):
@@ -99,7 +101,7 @@ class Settings:
 
     @classmethod
     def from_options(cls, options):
-        return cls(**dict((key, value) for key, value in options.items() if key in OPTIONS))
+        return cls(**cls.known(options))
 
     def summary(self):
         return "%s (%s)" % (" ".join(self.ipsets), self.scope)
@@ -181,7 +183,7 @@ class WafV2Action(batching.BatchingAction):
 
     def reload(self, **options):
         settings = self._read_settings(options)
-        if vars(settings) != vars(self._settings):
+        if settings != self._settings:
             self._logSys.info("[%s] %s: applying changed options", self._jail.name, self._name)
             self._settings = settings
             self._ip_sets = None  # other sets, endpoint or region: a new client
