@@ -88,6 +88,16 @@ def pss_kib(text):
     return sum(int(line.split()[1]) for line in text.splitlines() if line.startswith("Pss:"))
 
 
+def dict_used_kib(stats_text):
+    """KiB the ban dict uses, from the management socket's /stats answer ("capacity BYTES free BYTES")."""
+    words = stats_text.split()
+    values = dict(zip(words[::2], words[1::2]))
+    if not {"capacity", "free"} <= set(values):
+        return None
+    return {"used_kib": (int(values["capacity"]) - int(values["free"])) // 1024,
+            "capacity_kib": int(values["capacity"]) // 1024}
+
+
 def reload_count(journal):
     """Reloads of nginx.service in `journalctl -u nginx -o cat` text (systemd logs "Reloading ...")."""
     return sum(1 for line in journal.splitlines() if line.startswith("Reloading"))
@@ -134,7 +144,7 @@ class Nginx:
 
     def memory(self):
         return {"pss_kib": pss_kib(self.host.exec("web", ["sh", "-c", PSS]).stdout),
-                "dict": self.manage("stats")}
+                "dict": dict_used_kib(self.manage("stats"))}
 
     def poller(self, wanted, cap_s):
         return subprocess.Popen(["docker", "exec", self.host.container("web"), "python3", "-c", POLL, SOCKET,
@@ -369,11 +379,13 @@ def report_section(results):
                                 ", ".join(report.seconds(item["task_s"]) for item in entry["ban"] if "task_s" in item)
                                 or "–"] for size, entry in sorted(lb["scale"].items(), key=lambda item: int(item[0]))])
     if lb.get("memory_n"):
+        shared = lb["memory_n"]["dict"] or {}
         lines += ["NGINX's memory (PSS summed over its master and workers, smaps_rollup): %s KiB with 0 bans, "
-                  "%s KiB with %s bans (%.1f → %.1f MiB). Shared dict with them: %s." % (
+                  "%s KiB with %s bans (%.1f → %.1f MiB); its ban dict then used %s of %s KiB." % (
                       report.count(lb["memory_0"]["pss_kib"]), report.count(lb["memory_n"]["pss_kib"]),
                       report.count(lb["memory_n"]["bans"]), lb["memory_0"]["pss_kib"] / 1024.0,
-                      lb["memory_n"]["pss_kib"] / 1024.0, lb["memory_n"]["dict"]), ""]
+                      lb["memory_n"]["pss_kib"] / 1024.0, report.count(shared.get("used_kib", 0)),
+                      report.count(shared.get("capacity_kib", 0))), ""]
     restart = lb.get("restart")
     if restart:
         lines += ["`systemctl restart nginx` with %s bans: %s from the command's start until a read of the ban count "

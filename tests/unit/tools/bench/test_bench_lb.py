@@ -30,6 +30,12 @@ Shared_Clean:       5360 kB
 """
 
 
+def test_the_dict_use_comes_from_the_stats_answer():
+    # /stats of the management socket on the bench's web host, with 10,000 bans.
+    assert lb.dict_used_kib("capacity 67108864 free 64147456\n") == {"used_kib": 2892, "capacity_kib": 65536}
+    assert lb.dict_used_kib("jail=NAME is required") is None
+
+
 def test_reloads_are_counted_once_each():
     assert lb.reload_count(JOURNAL) == 1
     assert lb.reload_count(JOURNAL.split("Reloading")[0]) == 0
@@ -94,7 +100,8 @@ def results_with_lb():
             "scale": {"10000": {"ban": [{"task_s": 1.2, "done": True, "seconds": 1.5}],
                                 "ban_summary": dict(spread, runs=3, unfinished=[])}},
             "restart": {"of": 100000, "done": True, "seconds": 1.7, "count": 100000},
-            "memory_0": {"pss_kib": 5800, "dict": "{}"}, "memory_n": {"pss_kib": 33000, "dict": "{}", "bans": 100000},
+            "memory_0": {"pss_kib": 5800, "dict": {"used_kib": 391, "capacity_kib": 65536}},
+            "memory_n": {"pss_kib": 33000, "dict": {"used_kib": 26400, "capacity_kib": 65536}, "bans": 100000},
             "per_request": {"rate": spread, "p99_ms": spread, "bans": 100000, "paired_zero": {"rate": spread,
                                                                                             "p99_ms": spread},
                             "paired_change": {"n": 5, "median": -0.01, "min": -0.03, "max": 0.02}},
@@ -108,7 +115,7 @@ def test_the_report_section_says_each_moment_and_figure():
     assert "| 20 (+1 failed) | 500 ms | 800 ms | 300 ms–900 ms | 200 ms | 250 ms | met |" in text
     assert "NGINX reloads during it: 0" in text and "workers replaced: 0 of 2" in text
     assert "| 10,000 | 1.50 s (1.40 s–1.60 s, 3 runs) | 1.20 s |" in text
-    assert "(5.7 → 32.2 MiB)" in text
+    assert "(5.7 → 32.2 MiB); its ban dict then used 26,400 of 65,536 KiB" in text
     assert "`systemctl restart nginx` with 100,000 bans: 1.70 s" in text
     assert "median change -1.0% over 5 pairs" in text
 
