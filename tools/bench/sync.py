@@ -64,7 +64,7 @@ class Fleet:
         self.host = host
         self.names = [name for name, _address in fleet(size)]
         self.size, self.per_host = size, per_host
-        self.inventory = os.path.join(host.logs, "sync-inventory.yml")
+        self.inventory = os.path.join(host.logs, "sync-inventory.json")
 
     def up(self):
         for name, address in fleet(self.size):
