@@ -136,6 +136,14 @@ class Nginx:
     def count(self, jail=MANUAL_JAIL):
         return int(self.manage("count", jail))
 
+    def empty(self, jail=MANUAL_JAIL):
+        """Flushes the jail in NGINX after host.reset(): fail2ban's action flushes it too when it starts, but that
+        may come after the jail answers (reset.sh's check), and a poll before it would read the last run's bans."""
+        self.manage("flush", jail, body="")
+        held = self.count(jail)
+        if held:
+            raise RuntimeError("NGINX still holds %d bans of %s after a flush" % (held, jail))
+
     def process(self):
         master = self.host.exec("web", ["systemctl", "show", "-p", "MainPID", "--value", "nginx"]).stdout.strip()
         workers = self.host.exec("web", ["pgrep", "-P", master], check=False).stdout.split()
@@ -193,7 +201,9 @@ def timed_ban(host, nginx, size, logname):
         return run
     start = scale.parse_iso(task["task"]["duration"]["start"])
     run["task_s"] = round(scale.parse_iso(task["task"]["duration"]["end"]) - start, 3)
-    if waited["done"]:
+    if waited["done"] and waited["epoch"] <= start:
+        run["problem"] = "NGINX held %s bans before the task started (a previous run's)" % run.pop("count")
+    elif waited["done"]:
         run.update(done=True, seconds=round(waited["epoch"] - start, 3), polls=waited["polls"])
     return run
 
@@ -248,6 +258,7 @@ def latency(host, args):
 
 def burst(host, nginx):
     host.reset()
+    nginx.empty()
     before = nginx.process()
     run = timed_ban(host, nginx, SETTINGS["burst"], "lb-burst")
     after = nginx.process()
@@ -264,6 +275,7 @@ def ban_scale(host, nginx, args, results):
         entry = results.setdefault(str(size), {"ban": []})
         for _repeat in range(repeats):
             host.reset()
+            nginx.empty()
             entry["ban"].append(timed_ban(host, nginx, size, "lb-ban-%d-%d" % (size, len(entry["ban"]) + 1)))
             log("lb ban N=%d #%d: %s" % (size, len(entry["ban"]), entry["ban"][-1]))
         entry["ban_summary"] = stats.summarize_runs(entry["ban"])
@@ -378,6 +390,10 @@ def report_section(results):
                               [[report.count(size), report.timed_cell(entry, "ban"),
                                 ", ".join(report.seconds(item["task_s"]) for item in entry["ban"] if "task_s" in item)
                                 or "–"] for size, entry in sorted(lb["scale"].items(), key=lambda item: int(item[0]))])
+        problems = ["%s bans, run %d: %s" % (report.count(size), index + 1, item["problem"])
+                    for size, entry in lb["scale"].items() for index, item in enumerate(entry["ban"])
+                    if item.get("problem")]
+        lines += ["- Not counted: " + problem + "." for problem in problems] + ([""] if problems else [])
     if lb.get("memory_n"):
         shared = lb["memory_n"]["dict"] or {}
         lines += ["NGINX's memory (PSS summed over its master and workers, smaps_rollup): %s KiB with 0 bans, "

@@ -97,7 +97,8 @@ def results_with_lb():
                         "fail2ban_ban_to_403_s": {"median": 0.25}},
             "burst": {"of": 1000, "seconds": 0.4, "reloads": 0, "master_replaced": False, "workers_replaced": 0,
                       "before": {"workers": ["1", "2"]}},
-            "scale": {"10000": {"ban": [{"task_s": 1.2, "done": True, "seconds": 1.5}],
+            "scale": {"10000": {"ban": [{"task_s": 1.2, "done": True, "seconds": 1.5},
+                                        {"task_s": 1.3, "done": False, "problem": "NGINX held 10 bans before"}],
                                 "ban_summary": dict(spread, runs=3, unfinished=[])}},
             "restart": {"of": 100000, "done": True, "seconds": 1.7, "count": 100000},
             "memory_0": {"pss_kib": 5800, "dict": {"used_kib": 391, "capacity_kib": 65536}},
@@ -114,7 +115,8 @@ def test_the_report_section_says_each_moment_and_figure():
     assert "first answer 429" in text and "first answer 403" in text
     assert "| 20 (+1 failed) | 500 ms | 800 ms | 300 ms–900 ms | 200 ms | 250 ms | met |" in text
     assert "NGINX reloads during it: 0" in text and "workers replaced: 0 of 2" in text
-    assert "| 10,000 | 1.50 s (1.40 s–1.60 s, 3 runs) | 1.20 s |" in text
+    assert "| 10,000 | 1.50 s (1.40 s–1.60 s, 3 runs) | 1.20 s, 1.30 s |" in text
+    assert "- Not counted: 10,000 bans, run 2: NGINX held 10 bans before." in text
     assert "(5.7 → 32.2 MiB); its ban dict then used 26,400 of 65,536 KiB" in text
     assert "`systemctl restart nginx` with 100,000 bans: 1.70 s" in text
     assert "median change -1.0% over 5 pairs" in text
