@@ -101,6 +101,8 @@ def measure(host, args, results, folder):
         save(results, args, folder)
     for name in (name for name in STANDALONE if name in args.only):
         results[name] = PHASE_MODULES[name].run(host, args)
+        if not results["machine"]:  # no per-action phase described it (the web host is converged by now)
+            results["machine"].update(machine.describe(host))
         save(results, args, folder)
 
 

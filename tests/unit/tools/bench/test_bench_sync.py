@@ -59,12 +59,12 @@ def test_the_inventory_puts_the_fleet_in_the_group_web():
 
 
 def test_the_report_section_gives_both_runs():
-    entry = {"seconds": 80.0, "changed_hosts": 10, "firewall_after_s": 4.0,
+    entry = {"seconds": 80.0, "changed_hosts": 10, "firewall_after_s": 4.0, "firewall_passes": 1,
              "summary": {"fail2ban": {"min": 100000, "max": 100000}, "firewall": {"min": 100000, "max": 100000}}}
     results = {"settings": {"manual_jail": "manual", "phases": {"sync": sync.SETTINGS}},
                "sync": {"hosts": 10, "bans_per_host": 10000, "union": 100000, "back_end": "firewall (nftables)",
                         "first": entry, "second": dict(entry, seconds=40.0, changed_hosts=0)}}
     text = "\n".join(sync.report_section(results))
     assert "on 10 hosts" in text and "10,000 distinct bans each" in text
-    assert "| first (applies the union) | 80.0 s | 10 of 10 | 4.00 s | 100,000–100,000 | 100,000–100,000 |" in text
+    assert "| first (applies the union) | 80.0 s | 10 of 10 | 4.00 s (1 pass) | 100,000–100,000 | 100,000–100,000 |" in text
     assert "| second (nothing to do) | 40.0 s | 0 of 10 |" in text
