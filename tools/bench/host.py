@@ -79,6 +79,16 @@ class Host:
         self.copy_tools()
         return self.attack_sources()
 
+    def add_host(self, name, address):
+        """A host of one phase's own (tools/testbed.py add_host) on the testbed's network; reused if it is up."""
+        if name not in self.state["hosts"]:
+            log("testbed: add %s %s" % (name, address))
+            self.state = testbed.add_host(settings.TESTBED, name, address)
+
+    def remove_host(self, name):
+        if name in self.state["hosts"]:
+            self.state = testbed.remove_host(settings.TESTBED, name)
+
     def attack_sources(self):
         return list(self.state["hosts"]["attacker"]["extra_addresses"])
 
@@ -126,10 +136,11 @@ class Host:
         return subprocess.Popen(["docker", "exec", self.container("web"), "python3", PROBE]
                                 + [str(item) for item in argv], stdout=subprocess.PIPE, universal_newlines=True)
 
-    def playbook(self, playbook, extra, logname, timeout, json_output=False):
+    def playbook(self, playbook, extra, logname, timeout, json_output=False, inventory=None, forks=None):
         """ansible-playbook on the testbed with extra vars; (rc or None if killed at timeout, output).
 
         The output goes straight to logs/<logname>.log, so that a long converge can be followed (tail -f).
+        inventory: another inventory file than the testbed's; forks: hosts handled at once.
         """
         varsfile = os.path.join(self.logs, logname + ".vars.json")
         with open(varsfile, "w") as handle:
@@ -138,7 +149,9 @@ class Host:
                    ANSIBLE_LOCALHOST_WARNING="false", ANSIBLE_DEPRECATION_WARNINGS="false")
         if json_output:
             env["ANSIBLE_STDOUT_CALLBACK"] = "ansible.posix.json"
-        argv = ["ansible-playbook", "-i", self.inventory, playbook, "-e", "@" + varsfile]
+        if forks:
+            env["ANSIBLE_FORKS"] = str(forks)
+        argv = ["ansible-playbook", "-i", inventory or self.inventory, playbook, "-e", "@" + varsfile]
         logfile = os.path.join(self.logs, logname + ".log")
         with open(logfile, "w") as handle:
             process = subprocess.Popen(argv, stdout=handle, stderr=subprocess.STDOUT, env=env,

@@ -11,6 +11,8 @@ import json
 import os
 import sys
 
+import lb
+import sync
 from stats import spread, summarize
 
 
@@ -318,7 +320,7 @@ def method_section(results):
 
 
 SECTIONS = (header, latency_section, timeline_paragraph, scale_section, restore_section, perpacket_section,
-            memory_section, method_section)
+            memory_section, lb.report_section, sync.report_section, method_section)
 
 
 def markdown(results):

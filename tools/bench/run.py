@@ -18,15 +18,20 @@ import sys
 import time
 
 import latency
+import lb
 import machine
 import perpacket
 import report
 import scale
 import settings
+import sync
 import timeline
 from host import REPO, Host, log
 
-PHASE_MODULES = {"latency": latency, "timeline": timeline, "scale": scale, "perpacket": perpacket}
+PHASE_MODULES = {"latency": latency, "timeline": timeline, "scale": scale, "perpacket": perpacket, "lb": lb,
+                 "sync": sync}
+# Phases with hosts of their own (lb.py, sync.py): once, after the per-action phases.
+STANDALONE = ("lb", "sync")
 
 
 def new_results(args):
@@ -84,7 +89,7 @@ def scale_and_perpacket(host, args, results):
 def measure(host, args, results, folder):
     """Every phase asked for, per ban action; results are saved after each action."""
     args.sources = host.up(args.distro, args.reuse)
-    for index, action in enumerate(args.actions):
+    for index, action in enumerate(args.actions if set(args.only) - set(STANDALONE) else ()):
         args.action = action
         prepare(host, args, results, first=index == 0)
         if "latency" in args.only:
@@ -93,6 +98,11 @@ def measure(host, args, results, folder):
             results["timeline"] = timeline.run(host, args)
         if "scale" in args.only or "perpacket" in args.only:
             scale_and_perpacket(host, args, results)
+        save(results, args, folder)
+    for name in (name for name in STANDALONE if name in args.only):
+        results[name] = PHASE_MODULES[name].run(host, args)
+        if not results["machine"]:  # no per-action phase described it (the web host is converged by now)
+            results["machine"].update(machine.describe(host))
         save(results, args, folder)
 
 
