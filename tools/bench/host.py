@@ -30,6 +30,9 @@ ACTION_MARKER = "/etc/floodguard-bench-action"
 BANACTION_MARKER = "/etc/floodguard-bench-banaction"
 # fail2ban's stock nftables actions instead of floodguard_nftables.py (system "fail2ban-nftables").
 STOCK_OVERRIDE = "/etc/fail2ban/jail.d/zz-floodguard-bench-stock.local"
+# System "floodguard-fast": shorter waits (floodguard_bench_fast.py), an experiment.
+FAST_OVERRIDE = "/etc/fail2ban/jail.d/zz-floodguard-bench-fast.local"
+FAST_ACTION = "/etc/fail2ban/action.d/floodguard_bench_fast.py"
 CROWDSEC_UNITS = ("crowdsec", "crowdsec-firewall-bouncer")
 FLOOD = os.path.join(REPO, "tools", "flood.py")
 # Runs tools/flood.py once per argv (JSON list in argv[1]) back to back in one process; each report
@@ -218,7 +221,7 @@ class Host:
         banaction = self.spec["banaction"]
         self.exec("web", ["sh", "-c", "systemctl disable --now %s >/dev/null 2>&1; nft delete table ip crowdsec "
                           "2>/dev/null; nft delete table ip6 crowdsec6 2>/dev/null; rm -f %s; true"
-                          % (" ".join(CROWDSEC_UNITS), STOCK_OVERRIDE)])
+                          % (" ".join(CROWDSEC_UNITS), " ".join((STOCK_OVERRIDE, FAST_OVERRIDE, FAST_ACTION)))])
         if self.exec("web", ["cat", BANACTION_MARKER], check=False).stdout.strip() != banaction:
             log("converge web with fail2ban_banaction=%s" % banaction)
             extra = {"fail2ban_banaction": banaction, "nginx_ratelimit_allowlist": allowlist}
@@ -228,10 +231,14 @@ class Host:
                 print(output[-4000:], file=sys.stderr)
                 raise RuntimeError("converging the web host failed; log: %s/converge-%s.log" % (self.logs, self.action))
             self.exec("web", ["tee", BANACTION_MARKER], stdin=banaction + "\n")
+        current = self.exec("web", ["cat", "/etc/fail2ban/jail.d/floodguard-banactions.local"]).stdout
         if self.spec.get("stock"):
             log("fail2ban's stock nftables actions replace floodguard_nftables.py (%s)" % STOCK_OVERRIDE)
-            current = self.exec("web", ["cat", "/etc/fail2ban/jail.d/floodguard-banactions.local"]).stdout
             self.exec("web", ["tee", STOCK_OVERRIDE], stdin=stock_actions(current))
+        if self.spec.get("fast"):
+            log("experiment: fail2ban's waits in 20 ms steps, flush delay 5 ms (%s)" % FAST_OVERRIDE)
+            self.copy(os.path.join(HERE, "floodguard_bench_fast.py"), "web", FAST_ACTION)
+            self.exec("web", ["tee", FAST_OVERRIDE], stdin=fast_actions(current))
         self.exec("web", ["systemctl", "enable", "fail2ban"], check=False)
         self.exec("web", ["systemctl", "restart", "fail2ban"])
 
@@ -333,3 +340,11 @@ def stock_actions(banactions):
 
     return re.sub(r'floodguard_nftables\.py\[name=([^,\]]+), port="([^"]*)", protocol="([^"]*)"[^\]]*\]', stock,
                   banactions)
+
+
+def fast_actions(banactions):
+    """floodguard-banactions.local with a 5 ms flush delay on each floodguard_nftables.py action, and
+    floodguard_bench_fast.py after the first one (fail2ban's waits are process-wide)."""
+    text = re.sub(r'floodguard_nftables\.py\[name=([^,\]]+), ', r'floodguard_nftables.py[name=\1, flushdelay="0.005", ',
+                  banactions)
+    return re.sub(r'(floodguard_nftables\.py\[[^\n]*\])', r'\1\n         floodguard_bench_fast.py', text, count=1)

@@ -248,6 +248,15 @@ def goals_section(results):
     for size, limit in sorted(goals.get("restore_s", {}).items(), key=lambda item: int(item[0])):
         if str(size) in ((results.get("scale") or {}).get(ours) or {}):
             lines.append(goal_line("restore of %s" % count(size), scale_median(results, ours, size, "restore"), limit))
+    operator = (results.get("operator") or {}).get(ours)
+    limit = (goals.get("operator_s") or {}).get(str((operator or {}).get("size")))
+    if operator and limit:
+        lines.append(goal_line("%s bans through ban.yml and ansible-runner" % count(operator["size"]),
+                               operator["summary"].get("median"), limit))
+    memory = [(size, memory_median(results, ours, size)) for size in sizes_in(results.get("scale") or {})]
+    if memory and memory[-1][1] is not None:
+        lines.append("- fail2ban's resident memory at %s bans: %s (reported, no goal)" % (
+            count(memory[-1][0]), mib(memory[-1][1])))
     within = goals.get("perpacket_within")
     for size in sizes_in(results.get("perpacket") or {}):
         entry = ((results.get("perpacket") or {}).get(ours) or {}).get(str(size))
@@ -452,7 +461,7 @@ def method_section(results):
             "- The machine was not otherwise idle unless stated; compare columns of the same run rather than runs.",
             "",
             "To run it: `make bench` (everything; results in `bench/results/<UTC time>/`, and this page is "
-            "rewritten after a complete run), `BENCH_QUICK=1 make bench` (%s bans, fewer repeats), "
+            "rewritten after a complete run), `BENCH_QUICK=1 make bench` (%s bans, fewer attacks, shorter runs), "
             "`tools/bench.sh --only latency,timeline` (a subset; `tools/bench.sh --help` lists the options)." % (
                 " and ".join(count(size) for size in recorded["quick_sizes"])),
             ""]

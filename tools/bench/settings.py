@@ -22,9 +22,14 @@ ATTACK_JAIL = "nginx-req-limit"
 #   backend    the firewall its bans land in (what probe.py reads)
 #   stock      fail2ban's own nftables actions replace floodguard_nftables.py (jail.d override)
 #   poll_s     CrowdSec's bouncer: seconds between its polls of the local API (update_frequency)
+#   default    False: only run when --systems names it
 SYSTEMS = {
     "floodguard": {"label": "floodguard (defaults)", "kind": "fail2ban", "banaction": "nftables",
                    "backend": "nftables"},
+    # Not a peer, not run by default: floodguard with fail2ban's 0.2 s ticket wait and the action's 50 ms
+    # flush delay cut to 20 ms and 5 ms (floodguard_bench_fast.py), for the latency it would give.
+    "floodguard-fast": {"label": "floodguard, bench-tuned waits (experiment)", "kind": "fail2ban",
+                        "banaction": "nftables", "backend": "nftables", "fast": True, "default": False},
     "fail2ban-nftables": {"label": "fail2ban, stock nftables action", "kind": "fail2ban", "banaction": "nftables",
                           "backend": "nftables", "stock": True},
     "fail2ban-iptables": {"label": "fail2ban, iptables-multiport (original recipe)", "kind": "fail2ban",
@@ -34,6 +39,7 @@ SYSTEMS = {
     "crowdsec-1s": {"label": "CrowdSec + bouncer (tuned: 1 s poll)", "kind": "crowdsec", "backend": "nftables",
                     "poll_s": 1},
 }
+DEFAULT_SYSTEMS = [name for name, system in SYSTEMS.items() if system.get("default", True)]
 # --actions (the bench's former option): fail2ban_banaction values and the systems they are now.
 ACTION_SYSTEMS = {"nftables": "floodguard", "iptables-multiport": "fail2ban-iptables"}
 # The system the others are compared with (the ratio column of the report).
@@ -48,8 +54,8 @@ GOALS = {
     "operator_s": {"100000": 20.0},
     "perpacket_within": 0.03,
 }
-QUICK_DEFAULTS = {"sizes": "1000,10000", "perpacket_sizes": "10000", "repeats": 3, "latency_runs": 5,
-                  "perpacket_pairs": 20, "perpacket_seconds": 0.4, "large_repeats": 3,
+QUICK_DEFAULTS = {"sizes": "10000", "perpacket_sizes": "10000", "repeats": 3, "latency_runs": 3,
+                  "perpacket_pairs": 20, "perpacket_seconds": 0.25, "large_repeats": 3,
                   "cap": 30}
 FULL_DEFAULTS = {"sizes": "10000,100000", "perpacket_sizes": "100000", "repeats": 3, "latency_runs": 20,
                  "perpacket_pairs": 24, "perpacket_seconds": 1.0, "large_repeats": 3,
@@ -67,7 +73,7 @@ Every measurement is bounded in time (--cap): a run that does not finish records
 testbed is removed at the end (--keep to keep it). Results: bench/results/<UTC timestamp>/.
 
   tools/bench.sh                          full run
-  BENCH_QUICK=1 tools/bench.sh            quick: N = 1,000 and 10,000, fewer repeats
+  BENCH_QUICK=1 tools/bench.sh            quick: N = 10,000, fewer attacks, shorter caps and windows
   tools/bench.sh --only latency,timeline  a subset
 """
 
@@ -82,7 +88,7 @@ def _parser(defaults):
                     "timeline.png).", epilog=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", default=",".join(PHASES),
                         help="comma-separated phases: %s (default: all)" % ",".join(PHASES))
-    parser.add_argument("--systems", default=",".join(SYSTEMS),
+    parser.add_argument("--systems", default=",".join(DEFAULT_SYSTEMS),
                         help="systems to compare, in order (default: %(default)s)")
     parser.add_argument("--actions", default=None,
                         help="older spelling: fail2ban_banaction values (%s), i.e. the systems %s"

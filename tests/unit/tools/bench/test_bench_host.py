@@ -33,3 +33,10 @@ def test_the_systems_ban_daemons_are_the_units_a_restart_restarts(monkeypatch):
     assert bench.units == ("crowdsec", "crowdsec-firewall-bouncer") and bench.backend == "nftables"
     bench.action = "fail2ban-iptables"
     assert bench.units == ("fail2ban",) and bench.backend == "iptables-multiport"
+
+
+def test_the_fast_experiment_cuts_the_flush_delay_and_adds_its_action_once():
+    text = host.fast_actions(BANACTIONS)
+    assert text.count('flushdelay="0.005"') == 2
+    assert text.count("floodguard_bench_fast.py") == 1
+    assert 'allowlist="127.0.0.0/8 ::1 172.29.50.30/32"]\n         floodguard_bench_fast.py\n' in text
