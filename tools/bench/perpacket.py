@@ -3,9 +3,9 @@
 """Phase "perpacket": what N bans cost every packet that is not banned, judged against 0 bans.
 
 A quiet measurement: the allowlisted client (its own network namespace, a container on the same bridge)
-opens and closes TCP connections to the web host's port 80 in a loop for args.perpacket_seconds - each
-connection's packets pass the web host's input hook, where the ban sets or chains are looked up - and
-counts connects per second. No HTTP, no Django: nothing but the kernel's path and NGINX's accept().
+sends TCP connect attempts to a closed port of the web host in a loop - each SYN passes the web host's
+input hook, where the ban sets or chains are looked up, and the kernel answers with a RST - and counts
+answers per second. No HTTP, no NGINX, no Django: nothing but the kernel's path.
 
 The ban daemons are left to go idle, then frozen (SIGSTOP), so that only the firewall is compared. Then
 args.perpacket_pairs interleaved pairs A B A B ...: A with 0 bans, B with N. nftables: one client loop runs
@@ -25,31 +25,42 @@ import stats
 from host import log
 from settings import BAN_NETWORK, MANUAL_JAIL, WEB
 
-SETTINGS = {"port": 80, "connect_timeout_s": 1.0, "bin_s": 0.005, "margin_s": 0.02, "delay_s": 1.0}
-# Runs on the client: connects to the web host for a fixed time, counted in bins of CLOCK_MONOTONIC (which
-# all containers share with the web host, so the bins line up with the web host's switches). The client
-# closes with RST (SO_LINGER 0): a normal close leaves the client's port in TIME_WAIT for a minute, and
-# at thousands of connects a second the ports run out within seconds, which slows every connect.
+# Port 9 is closed on the web host: the kernel answers each SYN with a RST (after the input hook, where
+# the ban sets and chains are looked up), so nothing but the kernel's path is in the figure - no NGINX
+# worker that the shared machine's scheduler holds up, whose full accept queue would drop SYNs and stall
+# the loop for a retransmit.
+SETTINGS = {"port": 9, "connect_timeout_s": 0.5, "bin_s": 0.005, "margin_s": 0.02, "delay_s": 1.0}
+# Runs on the client: TCP connect attempts to the web host for a fixed time; each answer (refused, or
+# accepted and closed with RST) is counted in bins of CLOCK_MONOTONIC, which all containers share with the
+# web host, so the bins line up with its switches. Attempts that got no answer are counted apart, in the
+# bin they started in (a window holding one is left out).
 CONNECT_LOOP = """import json, socket, struct, sys, time
 host, port, seconds, timeout, bin_s = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5])
 linger = struct.pack("ii", 1, 0)
-counts, failed = {}, 0
+counts, stalls = {}, {}
 started = time.monotonic()
 end = started + seconds
 now = started
 while now < end:
+    began = now
     try:
         conn = socket.create_connection((host, port), timeout=timeout)
         conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
         conn.close()
-        now = time.monotonic()
+        answered = True
+    except ConnectionRefusedError:
+        answered = True
+    except OSError:
+        answered = False
+    now = time.monotonic()
+    if answered:
         slot = int((now - started) / bin_s)
         counts[slot] = counts.get(slot, 0) + 1
-    except OSError:
-        failed += 1
-        now = time.monotonic()
-print(json.dumps({"t0": started, "bin_s": bin_s, "counts": counts, "failed": failed,
-                  "rate": round(sum(counts.values()) / (now - started), 1)}))
+    else:
+        slot = int((began - started) / bin_s)
+        stalls[slot] = stalls.get(slot, 0) + 1
+print(json.dumps({"t0": started, "bin_s": bin_s, "counts": counts, "stalls": stalls,
+                  "failed": sum(stalls.values()), "rate": round(sum(counts.values()) / (now - started), 1)}))
 """
 
 
@@ -64,12 +75,19 @@ def connect_rate(host, args):
     return json.loads(done.stdout)
 
 
+def answered_rate(loop):
+    """A whole loop's rate of answers; None when an attempt stalled it."""
+    return None if loop["failed"] else loop["rate"]
+
+
 def window_rate(loop, start, end, margin):
-    """Connects per second of the client loop between two switches (monotonic), leaving `margin` after the first."""
+    """Answers per second of the client loop between two switches (monotonic), leaving `margin` after the
+    first; None for a window in which an attempt got no answer (it stalled the loop)."""
     # Whole bins only (rounded first: 0.52 / 0.01 is 51.99999... in floating point).
     low = int(round((start + margin - loop["t0"]) / loop["bin_s"], 6)) + 1
     high = int(round((end - loop["t0"]) / loop["bin_s"], 6))
-    if high <= low:
+    stalls = loop.get("stalls") or {}
+    if high <= low or any(str(slot) in stalls or slot in stalls for slot in range(low - 1, high)):
         return None
     connects = sum(loop["counts"].get(str(slot), loop["counts"].get(slot, 0)) for slot in range(low, high))
     return round(connects / ((high - low) * loop["bin_s"]), 1)
@@ -103,9 +121,9 @@ def trimmed_pairs(host, args, held, where):
     baseline, banned = [], []
     for _pair in range(args.perpacket_pairs):
         host.probe("trim", host.backend, BAN_NETWORK, 0, timeout=600)
-        baseline.append(connect_rate(host, args)["rate"])
+        baseline.append(answered_rate(connect_rate(host, args)))
         host.probe("fill", host.backend, BAN_NETWORK, held, json.dumps(where), timeout=600)
-        banned.append(connect_rate(host, args)["rate"])
+        banned.append(answered_rate(connect_rate(host, args)))
     return baseline, banned, {}
 
 
@@ -147,15 +165,17 @@ def measure(host, args, size, note=None):
             method = "trim-fill"
     finally:
         host.thaw_fail2ban()
-    change = stats.paired_change(baseline, banned)
-    entry = dict(extra, bans=held, pairs=len(banned), method=method, baseline=baseline, banned=banned,
+    complete = [(before, after) for before, after in zip(baseline, banned) if before and after]
+    extra["pairs_left_out"] = len(banned) - len(complete)
+    change = stats.paired_change([before for before, _after in complete], [after for _before, after in complete])
+    entry = dict(extra, bans=held, pairs=len(complete), method=method, baseline=baseline, banned=banned,
                  baseline_rate=stats.summarize(baseline), banned_rate=stats.summarize(banned), change=change,
                  verdict=stats.verdict(change["ci95"], args.perpacket_within), fail2ban_idle_after_s=idle_after,
                  banned_in_firewall=host.banned_in_firewall())
     if note:
         entry["note"] = note
     ci = change["ci95"] or {}
-    log("perpacket %s N=%d (%s): %s connects/s with 0, %s with N; change %+.2f%% [%+.2f%%, %+.2f%%]: %s" % (
+    log("perpacket %s N=%d (%s): %s answers/s with 0, %s with N; change %+.2f%% [%+.2f%%, %+.2f%%]: %s" % (
         host.action, held, method, entry["baseline_rate"]["median"], entry["banned_rate"]["median"],
         100 * ci.get("mean", 0), 100 * ci.get("low", 0), 100 * ci.get("high", 0), entry["verdict"]))
     return entry

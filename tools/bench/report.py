@@ -373,14 +373,17 @@ def perpacket_section(results):
                 notes.append("%s, %s bans: %s." % (label(results, system), count(size), entry["note"]))
     seconds_each = results["settings"].get("perpacket_seconds")
     return (["## 4. Per-packet cost", "",
-             "The allowlisted client opens and closes TCP connections to the web host's port 80 in a loop (%s s a "
-             "run; no HTTP, so only the kernel's path and NGINX's accept are in it), with the ban daemons frozen. "
+             "The allowlisted client sends TCP connect attempts to a closed port of the web host in a loop (%s s "
+             "windows): each SYN passes the input hook with the ban sets or chains, and the kernel answers with a "
+             "RST, so only the kernel's path is in it (no NGINX, no Django). The ban daemons are frozen. "
              "Interleaved pairs A B A B …: A with the ban sets or chains emptied (0 bans), B refilled to N in the "
              "shape the action left. The change is the mean of B / A − 1 over the pairs with its 95 %% interval "
              "(Student's t), judged two-sided: **none** when the interval lies within ±%g%%, **cost** when it lies "
-             "below 0 and reaches past −%g%%, **unresolved** when it is too wide to tell." % (
+             "below 0 and reaches past −%g%%, **unresolved** when it is too wide to tell. A window in which an "
+             "attempt got no answer (a lost SYN stalls the loop) leaves its pair out (results.json counts them)."
+             % (
                  seconds_each, within * 100, within * 100), ""]
-            + table(["System", "Bans", "Pairs", "connects/s, 0 bans", "connects/s, N bans", "change [95 % interval]"],
+            + table(["System", "Bans", "Pairs", "answers/s, 0 bans", "answers/s, N bans", "change [95 % interval]"],
                     rows)
             + ["- " + note for note in notes] + ([""] if notes else []))
 

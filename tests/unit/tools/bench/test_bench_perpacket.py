@@ -18,3 +18,10 @@ def test_a_window_counts_whole_bins_after_the_margin_only():
     loop["counts"]["60"] = 0
     assert perpacket.window_rate(loop, 100.5, 101.0, 0.02) == round(230 / 0.47, 1)
     assert perpacket.window_rate(loop, 100.5, 100.51, 0.02) is None
+
+
+def test_a_window_with_a_stalled_attempt_is_left_out():
+    loop = {"t0": 100.0, "bin_s": 0.01, "counts": {str(slot): 5 for slot in range(200)}, "stalls": {"70": 1}}
+    assert perpacket.window_rate(loop, 100.5, 101.0, 0.02) is None
+    assert perpacket.window_rate(loop, 101.0, 101.5, 0.02) == 500.0
+    assert perpacket.answered_rate({"failed": 1, "rate": 9.0}) is None

@@ -73,7 +73,7 @@ def test_the_prose_follows_the_recorded_settings(results):
     assert "a connect that timed out after 2.5 s" in text
     assert "`BENCH_QUICK=1 make bench` (500 and 5,000 bans" in text
     assert "Goals: 10,000 in under 8 s with the default setup" in text
-    assert "in a loop (0.7 s a run;" in text
+    assert "in a loop (0.7 s windows)" in text
 
 
 def test_each_size_of_the_scale_phase_has_a_row(results):
