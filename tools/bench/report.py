@@ -146,6 +146,20 @@ def figure_rows(results):
     return rows
 
 
+def capped_cell(results, system, name):
+    """'> 20 s (2,132 of 10,000)' for a ban or restore row whose runs did not finish; None otherwise."""
+    words = name.split()
+    if words[0] not in ("ban", "restore") or "task" in name:
+        return None
+    size = words[1].replace(",", "")
+    summary = (((results.get("scale") or {}).get(system) or {}).get(size) or {}).get(words[0] + "_summary") or {}
+    unfinished = summary.get("unfinished") or []
+    if not unfinished:
+        return None
+    run = unfinished[0]
+    return "> %s s (%s of %s)" % (run.get("cap_s") or "?", count(run["count"]), count(run["of"]))
+
+
 def ratio(values, ours):
     """ours / the best (lowest) peer, e.g. '0.25×'; '–' without both."""
     peers = [value for system, value in values.items() if system != ours and value is not None]
@@ -172,7 +186,8 @@ def lead_section(results):
     for name, values, fmt in figure_rows(results):
         if all(value is None for value in values.values()):
             continue
-        rows.append([name] + [fmt(values[system]) if values[system] is not None else "–" for system in names]
+        rows.append([name] + [fmt(values[system]) if values[system] is not None else
+                              capped_cell(results, system, name) or "–" for system in names]
                     + [ratio(values, ours)])
     for size in sizes_in(results.get("perpacket") or {}):
         rows.append(["per-packet change at %s bans (95 %% interval)" % count(size)]

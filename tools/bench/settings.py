@@ -56,7 +56,7 @@ GOALS = {
 }
 QUICK_DEFAULTS = {"sizes": "10000", "perpacket_sizes": "10000", "repeats": 3, "latency_runs": 3,
                   "perpacket_pairs": 20, "perpacket_seconds": 0.25, "large_repeats": 3,
-                  "cap": 30}
+                  "cap": 20}
 FULL_DEFAULTS = {"sizes": "10000,100000", "perpacket_sizes": "100000", "repeats": 3, "latency_runs": 20,
                  "perpacket_pairs": 24, "perpacket_seconds": 1.0, "large_repeats": 3,
                   "cap": 90}
