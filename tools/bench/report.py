@@ -118,7 +118,11 @@ def task_median(results, system, size):
 
 
 def memory_median(results, system, size):
-    samples = (((results.get("scale") or {}).get(system) or {}).get(str(size)) or {}).get("memory", [])
+    """Median RSS at `size` bans; None when the bans did not all get there (the memory is of fewer)."""
+    entry = ((results.get("scale") or {}).get(system) or {}).get(str(size)) or {}
+    if (entry.get("ban_summary") or {}).get("unfinished"):
+        return None
+    samples = entry.get("memory", [])
     return summarize([sample.get("rss_mib", sample.get("fail2ban_rss_mib")) for sample in samples]).get("median")
 
 
@@ -387,17 +391,19 @@ def perpacket_section(results):
             if entry.get("note"):
                 notes.append("%s, %s bans: %s." % (label(results, system), count(size), entry["note"]))
     seconds_each = results["settings"].get("perpacket_seconds")
+    port = results["settings"]["phases"].get("perpacket", {}).get("port", 80)
     return (["## 4. Per-packet cost", "",
-             "The allowlisted client sends TCP connect attempts to a closed port of the web host in a loop (%s s "
-             "windows): each SYN passes the input hook with the ban sets or chains, and the kernel answers with a "
-             "RST, so only the kernel's path is in it (no NGINX, no Django). The ban daemons are frozen. "
+             "The allowlisted client sends TCP connect attempts to port %s of the web host in a loop (%s s "
+             "windows): each SYN passes the input hook with the ban sets or chains, %s. The ban daemons are frozen. "
              "Interleaved pairs A B A B …: A with the ban sets or chains emptied (0 bans), B refilled to N in the "
              "shape the action left. The change is the mean of B / A − 1 over the pairs with its 95 %% interval "
              "(Student's t), judged two-sided: **none** when the interval lies within ±%g%%, **cost** when it lies "
              "below 0 and reaches past −%g%%, **unresolved** when it is too wide to tell. A window in which an "
              "attempt got no answer (a lost SYN stalls the loop) leaves its pair out (results.json counts them)."
              % (
-                 seconds_each, within * 100, within * 100), ""]
+                 port, seconds_each, "and the kernel answers with a RST, so only the kernel's path is in it (no "
+                 "NGINX, no Django)" if port != 80 else "then NGINX accepts and the client closes with a RST",
+                 within * 100, within * 100), ""]
             + table(["System", "Bans", "Pairs", "answers/s, 0 bans", "answers/s, N bans", "change [95 % interval]"],
                     rows)
             + ["- " + note for note in notes] + ([""] if notes else []))
