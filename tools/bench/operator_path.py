@@ -92,6 +92,8 @@ def run(host, args):
         log("operator path (ban.yml via ansible-runner) N=%d #%d: runner %.1f s, firewall %s s" % (
             size, index + 1, runs[-1]["runner_s"], runs[-1].get("firewall_s")))
     host.reset()
+    # Its copies of the inventory and extra vars (100,000 addresses) are no results to keep.
+    shutil.rmtree(folder, ignore_errors=True)
     return {"size": size, "survey_chars": len(text), "filter_s": filter_s, "filter_unique": unique,
             "filter_tenth_s": filter_tenth_s, "runs": runs,
             "summary": stats.summarize_runs([dict(item, seconds=item["seconds"]) for item in runs]),
