@@ -75,6 +75,8 @@ testbed is removed at the end (--keep to keep it). Results: bench/results/<UTC t
   tools/bench.sh                          full run
   BENCH_QUICK=1 tools/bench.sh            quick: N = 10,000, fewer attacks, shorter caps and windows
   tools/bench.sh --only latency,timeline  a subset
+  tools/bench.sh --systems floodguard,floodguard-fast --only latency
+                                          the experiment: fail2ban's ticket wait in 20 ms steps, 5 ms flush
 """
 
 
