@@ -13,8 +13,8 @@ playbooks/site.yml bans inside NGINX), then measures:
   memory      PSS of every NGINX process (smaps_rollup) with 0 bans and with the largest N
   restart     `systemctl restart nginx` with those N: from the command's start (on the web host) until a read
               of the ban count that returns N has finished (init_by_lua loads the action's state file)
-  perrequest  perpacket.client_run (the firewall's per-packet method) with N bans in NGINX, each run paired
-              with one right after it with the jail emptied (fail2ban frozen), then filled again
+  perrequest  interleaved pairs, as perpacket.py judges the firewall: full HTTP requests of the client with
+              the ban list flushed (A) and with N bans (B), fail2ban frozen; mean change with its 95 % interval
 It runs after the per-action phases (it leaves the web host converged for the LB) and removes `lb`.
 """
 
@@ -26,11 +26,10 @@ import subprocess
 import threading
 import time
 
-import perpacket
 import scale
 import stats
 from host import ACTION_MARKER, HERE, log, testbed
-from settings import ATTACKER, BAN_NETWORK, MANUAL_JAIL, SUBNET, TESTBED
+from settings import ATTACKER, BAN_NETWORK, CLIENT, MANUAL_JAIL, SUBNET, TESTBED
 
 LB = str(ipaddress.IPv4Network(SUBNET).network_address + 5)
 SOCKET = "/run/floodguard-nginx/ban.sock"
@@ -282,27 +281,47 @@ def ban_scale(host, nginx, args, results):
     return sizes[-1]
 
 
+# The per-request client: a new connection per request, this many at a time, for args.perpacket_seconds.
+REQUEST_CLIENT = {"concurrency": 4, "requests": 5000, "timeout_s": 5}
+
+
+def request_rate(host, seconds):
+    """Requests per second the client got served in one run straight to the web host (None: some failed)."""
+    _started, flood = host.flood("client", [CLIENT], [
+        "--requests", str(REQUEST_CLIENT["requests"]), "--duration", str(seconds),
+        "--concurrency", str(REQUEST_CLIENT["concurrency"]), "--timeout", str(REQUEST_CLIENT["timeout_s"])])
+    summary = flood["sources"][CLIENT]
+    if summary["served"] < summary["sent"]:
+        return None
+    return round(summary["served"] / flood["elapsed_s"], 1)
+
+
 def per_request(host, nginx, args, size):
-    """The firewall's client runs (perpacket.client_run) with `size` bans in NGINX and, paired, with none."""
+    """NGINX's per-request cost of `size` bans, judged as the firewall's per-packet cost is (perpacket.py):
+    args.perpacket_pairs interleaved pairs A (ban list flushed) B (`size` bans), the mean change with its 95 %
+    interval, two-sided. Full HTTP requests: the ban lookup is in NGINX, after the kernel."""
     elements = "".join(element(address) + "\n" for address in ban_addresses(size))
+    seconds = max(1.0, args.perpacket_seconds)
     host.wait_fail2ban_idle()
     host.freeze_fail2ban()
-    runs, paired = [], []
+    baseline, banned = [], []
     try:
         held = nginx.count()
-        for _repeat in range(args.perpacket_repeats):
-            runs.append(perpacket.client_run(host, args))
+        for _pair in range(args.perpacket_pairs):
             nginx.manage("flush", body="")
-            paired.append(dict(perpacket.client_run(host, args), bans=nginx.count()))
+            baseline.append(request_rate(host, seconds))
             nginx.manage("add", body=elements)
+            banned.append(request_rate(host, seconds))
     finally:
         host.thaw_fail2ban()
-    entry = dict(perpacket.summaries(runs), runs=runs, bans=held)
-    entry["paired_zero"] = dict(perpacket.summaries(paired), runs=paired)
-    entry["paired_change"] = stats.summarize([round(item["rate"] / base["rate"] - 1, 4)
-                                              for item, base in zip(runs, paired) if base["rate"]])
-    log("lb per-request N=%d: %s req/s, with 0: %s req/s" % (held, entry["rate"]["median"],
-                                                             entry["paired_zero"]["rate"]["median"]))
+    complete = [(before, after) for before, after in zip(baseline, banned) if before and after]
+    change = stats.paired_change([before for before, _after in complete], [after for _before, after in complete])
+    entry = {"bans": held, "pairs": len(complete), "pairs_left_out": len(banned) - len(complete),
+             "baseline": baseline, "banned": banned, "baseline_rate": stats.summarize(baseline),
+             "banned_rate": stats.summarize(banned), "change": change,
+             "verdict": stats.verdict(change["ci95"], args.perpacket_within)}
+    log("lb per-request N=%d: %s req/s with 0, %s with N: %s" % (held, entry["baseline_rate"]["median"],
+                                                                  entry["banned_rate"]["median"], entry["verdict"]))
     return entry
 
 
@@ -410,15 +429,14 @@ def report_section(results):
                       "**not all back within %s s** (%s)" % (settings["cap_s"], restart["count"])), ""]
     entry = lb.get("per_request")
     if entry:
-        change = entry["paired_change"]
-        lines += ["Per-request cost, measured as the firewall's per-packet cost (section 4: the same client, "
-                  "concurrency and run length, `perpacket.client_run`), straight to the web host (the client is "
-                  "not allowlisted, so every request pays the ban lookup; request limits are lifted for this "
-                  "part): %s req/s and p99 %s with %s bans; %s req/s and p99 %s with the jail emptied right after "
-                  "each run (0 bans); median change %+.1f%% over %d pairs (%+.1f%% to %+.1f%%)." % (
-                      report.spread(entry["rate"], report.rate), report.spread(entry["p99_ms"], report.milliseconds),
-                      report.count(entry["bans"]), report.spread(entry["paired_zero"]["rate"], report.rate),
-                      report.spread(entry["paired_zero"]["p99_ms"], report.milliseconds),
-                      (change["median"] or 0) * 100, change["n"], (change["min"] or 0) * 100,
-                      (change["max"] or 0) * 100), ""]
+        ci = entry["change"].get("ci95") or {}
+        lines += ["Per-request cost, judged as the firewall's per-packet cost (section 4: interleaved pairs, the mean "
+                  "change with its 95 %% interval, two-sided), but with full HTTP requests straight to the web "
+                  "host, since the ban lookup is in NGINX (the client is not allowlisted, so every request pays it; "
+                  "request limits are lifted for this part): %s req/s with the ban list flushed, %s with %s bans; "
+                  "change %+.1f%% [%+.1f%%, %+.1f%%] over %d pairs: **%s**." % (
+                      report.spread(entry["baseline_rate"], report.rate),
+                      report.spread(entry["banned_rate"], report.rate), report.count(entry["bans"]),
+                      100 * ci.get("mean", 0), 100 * ci.get("low", 0), 100 * ci.get("high", 0), entry["pairs"],
+                      entry["verdict"]), ""]
     return lines

@@ -103,9 +103,9 @@ def results_with_lb():
             "restart": {"of": 100000, "done": True, "seconds": 1.7, "count": 100000},
             "memory_0": {"pss_kib": 5800, "dict": {"used_kib": 391, "capacity_kib": 65536}},
             "memory_n": {"pss_kib": 33000, "dict": {"used_kib": 26400, "capacity_kib": 65536}, "bans": 100000},
-            "per_request": {"rate": spread, "p99_ms": spread, "bans": 100000, "paired_zero": {"rate": spread,
-                                                                                            "p99_ms": spread},
-                            "paired_change": {"n": 5, "median": -0.01, "min": -0.03, "max": 0.02}},
+            "per_request": {"baseline_rate": spread, "banned_rate": spread, "bans": 100000, "pairs": 20,
+                            "change": {"ci95": {"n": 20, "mean": -0.01, "low": -0.025, "high": 0.005}},
+                            "verdict": "none"},
         },
     }
 
@@ -119,10 +119,22 @@ def test_the_report_section_says_each_moment_and_figure():
     assert "- Not counted: 10,000 bans, run 2: NGINX held 10 bans before." in text
     assert "(5.7 → 32.2 MiB); its ban dict then used 26,400 of 65,536 KiB" in text
     assert "`systemctl restart nginx` with 100,000 bans: 1.70 s" in text
-    assert "median change -1.0% over 5 pairs" in text
+    assert "change -1.0% [-2.5%, +0.5%] over 20 pairs: **none**" in text
 
 
 def test_no_section_without_the_phase():
     results = results_with_lb()
     del results["lb"]
     assert lb.report_section(results) == []
+
+
+def test_a_run_with_failed_requests_gives_no_rate():
+    class Host:
+        def __init__(self, served):
+            self.served = served
+
+        def flood(self, _where, sources, _options):
+            return 0, {"elapsed_s": 2.0, "sources": {sources[0]: {"served": self.served, "sent": 1000}}}
+
+    assert lb.request_rate(Host(1000), 2.0) == 500.0
+    assert lb.request_rate(Host(999), 2.0) is None
