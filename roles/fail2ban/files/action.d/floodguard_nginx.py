@@ -334,4 +334,3 @@ class NginxAction(batching.BatchingAction):
 
 
 Action = NginxAction
-

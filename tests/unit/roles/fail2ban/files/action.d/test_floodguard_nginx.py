@@ -10,12 +10,9 @@ NGINX is exercised by the Molecule scenario lb.
 
 from __future__ import annotations
 
-import importlib.util
 import socketserver
 import threading
-import time
 from http.server import BaseHTTPRequestHandler
-from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import pytest
@@ -174,4 +171,3 @@ def test_nginx_down_keeps_the_bans_in_the_state_file(tmp_path):
         assert wait_for(lambda: "c6336409/32" in (tmp_path / "state" / "nginx-req-limit.bans").read_text())
     finally:
         action.stop()
-

@@ -11,13 +11,11 @@ ActionBase is used (the Molecule scenario waf runs the action in real fail2ban).
 
 from __future__ import annotations
 
-import functools
 import json
 import shutil
 import threading
 import time
 import types
-from pathlib import Path
 
 import boto3
 import botocore.session
@@ -26,13 +24,17 @@ from botocore.config import Config
 
 from ansible_collections.floodguard.shield.tests.unit.plugins.module_utils.wafv2_fixtures import (
     REGION, SCOPE, get_answer, get_params, ipv4_block, moto_client, moto_server, set_id, stubbed_client)
-from ansible_collections.floodguard.shield.tests.unit.roles.fail2ban.actions import ACTION_DIR, load_action, wait_for
+from ansible_collections.floodguard.shield.tests.unit.roles.fail2ban.actions import ACTION_DIR, load_action
+from ansible_collections.floodguard.shield.tests.unit.roles.fail2ban.actions import wait_for as wait_for_action
 
 # The action and the files it loads, copied as the role installs them (_wafv2.py is the role's link to
 # plugins/module_utils/_wafv2.py).
 INSTALLED_FILES = ("floodguard_wafv2.py", "floodguard_batching.py", "floodguard_ports.py", "_wafv2.py")
-# AWS answers slower than the other back ends (moto, retries with backoff).
-wait_for = functools.partial(wait_for, timeout=20)
+
+
+def wait_for(predicate, timeout=20):
+    """AWS answers slower than the other back ends (moto, retries with backoff)."""
+    return wait_for_action(predicate, timeout)
 
 
 @pytest.fixture(scope="module")
