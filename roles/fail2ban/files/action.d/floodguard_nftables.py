@@ -76,6 +76,8 @@ def _load_sibling(file_name, module_name):
 
 
 ports = _load_sibling("floodguard_ports.py", "floodguard_ports")
+# The self-healing: a watch of nftables commits that repairs what another process removes.
+watch = _load_sibling("floodguard_watch.py", "floodguard_watch")
 
 TABLE = "inet floodguard"
 PORT_PROTOCOLS = frozenset(("tcp", "udp", "sctp", "dccp", "udplite"))
@@ -266,6 +268,17 @@ class NftablesAction(ActionBase):
     # Read by floodguard.shield.fail2ban_ban (fail2ban-client get JAIL action NAME supports_networks):
     # CIDR bans go to the interval sets.
     supports_networks = True
+    element_of = staticmethod(element_of)
+
+    @property
+    def chain(self):
+        """The jail's chain (fail2ban-client get JAIL action NAME chain), read by the drift report."""
+        return self._settings.chain
+
+    @property
+    def enforced(self):
+        """True when the kernel holds every ban of the jail (fail2ban-client get JAIL action NAME enforced)."""
+        return not watch.NftablesHeal(self, nftables).drift()[0]
 
     def __init__(self, jail, action_name, **options):
         # The second argument must not be called 'name': 'name' is one of our options, and
@@ -281,6 +294,8 @@ class NftablesAction(ActionBase):
         self._stopping = False
         self._flusher = None
         self._apply_lock = threading.Lock()  # one writer at a time: flusher, flush(), stop()
+        self._heal = None
+        self._repair_error = ""
 
     def _read_settings(self, options):
         ignored = sorted(set(options) - set(OPTIONS))
@@ -308,6 +323,9 @@ class NftablesAction(ActionBase):
         self._flusher = threading.Thread(target=self._flush_loop, name="f2b/%s.%s" % (self._jail.name, self._name))
         self._flusher.daemon = True
         self._flusher.start()
+        # Heals the jail when another process removes or empties its table, chain or sets.
+        self._heal = watch.NftablesHeal(self, nftables)
+        self._heal.start()
         if error:
             raise RuntimeError("cannot create nftables chain %s and its sets: %s" % (self._settings.chain, error))
 
@@ -320,6 +338,9 @@ class NftablesAction(ActionBase):
                                self._jail.name, self._name, self._settings.ticketwait, current)
 
     def stop(self):
+        if self._heal is not None:
+            self._heal.stop()
+            self._heal = None
         self._stop_flusher()
         error = self._nft.run("\n".join(self._settings.remove_commands()))
         if error:
@@ -460,14 +481,18 @@ class NftablesAction(ActionBase):
             self._logSys.error("[%s] %d more addresses could not be changed in nftables (errors as above)",
                                self._jail.name, errors - MAX_ERRORS_LOGGED)
 
-    def _repair(self, locked=False):
-        """Recreate chain and sets and load every address fail2ban holds as banned for this jail."""
+    def _repair(self, locked=False, flush_sets=True, log=True):
+        """Recreate chain and sets and load every address fail2ban holds as banned for this jail.
+
+        log=False: the watch (floodguard_watch.NftablesHeal) logs the heal once, with its cause.
+        """
         if not locked:
             with self._apply_lock:
-                return self._repair(locked=True)
-        error = self._nft.run("\n".join(self._settings.create_commands(flush_sets=True)))
+                return self._repair(locked=True, flush_sets=flush_sets, log=log)
+        error = self._repair_error = self._nft.run("\n".join(self._settings.create_commands(flush_sets=flush_sets)))
         if error:
-            self._logSys.error("[%s] cannot recreate nftables chain %s: %s", self._jail.name, self._settings.chain, error)
+            if log:
+                self._logSys.error("[%s] cannot recreate nftables chain %s: %s", self._jail.name, self._settings.chain, error)
             return False
         banned = self._jail.actions.banManager.getBanList()
         with self._lock:
@@ -476,7 +501,8 @@ class NftablesAction(ActionBase):
                 if target is not None and target not in self._pending:
                     self._pending[target] = True
         self._flush_pending()
-        self._logSys.warning("[%s] nftables chain %s rebuilt with %d bans", self._jail.name, self._settings.chain, len(banned))
+        if log:
+            self._logSys.warning("[%s] nftables chain %s rebuilt with %d bans", self._jail.name, self._settings.chain, len(banned))
         return True
 
 
