@@ -17,6 +17,7 @@ import signal
 import sys
 import time
 
+import heal
 import latency
 import machine
 import perpacket
@@ -26,7 +27,7 @@ import settings
 import timeline
 from host import REPO, Host, log
 
-PHASE_MODULES = {"latency": latency, "timeline": timeline, "scale": scale, "perpacket": perpacket}
+PHASE_MODULES = {"latency": latency, "timeline": timeline, "scale": scale, "perpacket": perpacket, "heal": heal}
 
 
 def new_results(args):
@@ -93,6 +94,8 @@ def measure(host, args, results, folder):
             results["timeline"] = timeline.run(host, args)
         if "scale" in args.only or "perpacket" in args.only:
             scale_and_perpacket(host, args, results)
+        if "heal" in args.only:
+            results.setdefault("heal", {})[action] = heal.run(host, args)
         save(results, args, folder)
 
 
