@@ -278,7 +278,7 @@ class NftablesAction(ActionBase):
     @property
     def enforced(self):
         """True when the kernel holds every ban of the jail (fail2ban-client get JAIL action NAME enforced)."""
-        return not watch.NftablesHeal(self, nftables).drift()[0]
+        return not (self._heal or watch.NftablesHeal(self, nftables)).drift()[0]
 
     def __init__(self, jail, action_name, **options):
         # The second argument must not be called 'name': 'name' is one of our options, and
