@@ -26,7 +26,8 @@ import pytest
 
 # pytest puts this directory on sys.path ("action.d" is no package name).
 from test_floodguard_nftables import (  # noqa: F401  pylint: disable=unused-import
-    action_module, ban, elements, make_action, private_network_namespace, wait_until)
+    action_module, ban, elements, make_action, private_network_namespace)
+from ansible_collections.floodguard.shield.tests.unit.roles.fail2ban.actions import wait_for
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SHARED_FIXTURES = Path(__file__).resolve().parents[4] / "plugins" / "module_utils" / "fixtures"
@@ -133,14 +134,14 @@ def test_the_action_restores_its_bans_after_a_fault(netns, fault, caplog):
     try:
         for ip in ("192.0.2.7", "192.0.2.8"):
             ban(action, jail, ip)
-        wait_until(lambda: elements("f2b-manual-v4") == ["192.0.2.7", "192.0.2.8"])
+        assert wait_for(lambda: elements("f2b-manual-v4") == ["192.0.2.7", "192.0.2.8"])
 
         def healed():
             return [record.getMessage() for record in caplog.records if "were not enforced" in record.getMessage()]
 
         with caplog.at_level(logging.WARNING):
             nft_in_namespace(*fault)
-            wait_until(lambda: healed() and action._heal.drift() == ("", []), timeout=10)  # pylint: disable=protected-access
+            assert wait_for(lambda: healed() and action._heal.drift() == ("", []), timeout=10)  # pylint: disable=protected-access
             time.sleep(0.5)  # a second heal line would show now
         assert elements("f2b-manual-v4") == ["192.0.2.7", "192.0.2.8"]
         healed = healed()
@@ -188,7 +189,7 @@ def test_a_watch_without_events_checks_periodically_and_stops_at_once():
     watch = watch_module.CommitWatch(lambda cause: causes.append(cause) or True, "test", logging.getLogger("test"),
                                      interval=0.05, events=False)
     watch.start()
-    wait_until(lambda: len(causes) >= 2)
+    assert wait_for(lambda: len(causes) >= 2)
     started = time.monotonic()
     watch.stop()
     assert time.monotonic() - started < 1
@@ -203,7 +204,7 @@ def test_a_failed_check_is_retried(netns):  # pylint: disable=unused-argument  #
     watch.start()
     try:
         nft_in_namespace("add", "table", "inet", "floodguard_watch_test")
-        wait_until(lambda: len(causes) == 2)
+        assert wait_for(lambda: len(causes) == 2)
         assert causes[0].startswith("nftables changed by nft[") and causes[1] == "retry"
     finally:
         watch.stop()
