@@ -1,12 +1,15 @@
 # -*- coding: utf-8 -*-
 # Copyright: floodguard developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The firewall readers of module_utils/_enforcement.py on output captured on Debian 12 (nft 1.0.6,
-iptables 1.8.9 nf_tables) with a jail 'manual' on nftables and a jail 'ipt' on iptables-multiport."""
+"""The back end readers of module_utils/_enforcement.py: nftables and iptables on output captured on Debian 12
+(nft 1.0.6, iptables 1.8.9 nf_tables) with a jail 'manual' on nftables and a jail 'ipt' on iptables-multiport;
+NGINX's ban list through a unix socket."""
 
 from __future__ import annotations
 
 import os
+import socket
+import threading
 
 from unittest import mock
 
@@ -128,3 +131,59 @@ def test_a_deleted_table_is_missing_not_unreadable():
     module = FakeModule({"nft": (1, "", "Error: No such file or directory\nlist table inet floodguard\n")})
     report = enf.Enforcement(module).jail(["floodguard_nftables"], lambda action, name: "f2b-manual", ["203.0.113.7"])
     assert report["problem"] == "table inet floodguard is missing"
+
+
+# NGINX: the list floodguard_ban.lua's manage() answers on GET /list?jail=NAME, one element a line as
+# the action sends them (hex of the packed network, prefix length). INVENTED_ list in that format.
+INVENTED_NGINX_LIST = "cb007107/32\nc6336400/24\n20010db8000000000000000000000009/128\n"
+
+
+def test_nginx_list_lines_become_networks():
+    assert enf.parse_nginx_list(INVENTED_NGINX_LIST + "not-an-element\n") == {
+        enf.network("203.0.113.7"), enf.network("198.51.100.0/24"), enf.network("2001:db8::9")}
+
+
+def test_nginx_holding_every_ban_is_enforced_and_a_lost_one_is_named():
+    state = enf.BackendState(blocked=enf.parse_nginx_list(INVENTED_NGINX_LIST))
+    assert enf.compare(["203.0.113.7", "198.51.100.0/24", "2001:db8::9"], state)["enforced"] is True
+    # An address mapped to IPv6 is the IPv4 ban fail2ban meant.
+    assert enf.compare(["::ffff:203.0.113.7"], state)["enforced"] is True
+    report = enf.compare(["203.0.113.7", "203.0.113.8"], state)
+    assert report["missing"] == 1 and report["missing_sample"] == ["203.0.113.8"]
+
+
+def serve_once(path, answer):
+    """A unix socket at path that answers one HTTP request with answer; returns the thread and the request seen."""
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(path))
+    server.listen(1)
+    seen = []
+
+    def handle():
+        connection, _address = server.accept()
+        seen.append(connection.recv(65536).decode())
+        connection.sendall(answer)
+        connection.close()
+        server.close()
+
+    thread = threading.Thread(target=handle, daemon=True)
+    thread.start()
+    return thread, seen
+
+
+def test_the_nginx_reader_asks_the_socket_for_the_jails_list(tmp_path):
+    body = INVENTED_NGINX_LIST.encode()
+    thread, seen = serve_once(tmp_path / "ban.sock", b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+    properties = {("floodguard_nginx", "ban_socket"): "%s\n" % (tmp_path / "ban.sock"), ("floodguard_nginx", "ban_list"): "web\n"}
+    report = enf.Enforcement(FakeModule({})).jail(["floodguard_nginx"], lambda action, name: properties[(action, name)],
+                                                 ["203.0.113.7", "198.51.100.99"])
+    thread.join(5)
+    assert seen[0].startswith("GET /list?jail=web HTTP/1.0\r\n")
+    assert report["backend"] == "nginx" and report["enforced"] is False
+    assert report["missing_sample"] == ["198.51.100.99"]
+
+
+def test_nginx_down_is_not_enforced_and_says_why(tmp_path):
+    state = enf.Enforcement(FakeModule({})).read_nginx(str(tmp_path / "none.sock"), "web")
+    assert state.problem.startswith("cannot read NGINX's ban list on %s" % (tmp_path / "none.sock"))
+    assert enf.compare(["203.0.113.7"], state)["enforced"] is False
