@@ -170,7 +170,7 @@ def nginx_heal_lines(host, since):
     holds them, or, while NGINX is between configurations, its journal."""
     offset, started = since
     lines = new_lines(host, NGINX_LOG, offset, "the ban list was empty")
-    journal = host.check_output("journalctl -u nginx --since @%d --no-pager -o cat", int(started))
+    journal = host.check_output("journalctl -u nginx --since @%s --no-pager -o cat", str(int(started)))
     found = lines + [line for line in journal.splitlines() if "the ban list was empty" in line]
     # The message itself: a line in both places is one heal.
     return sorted(set(line[line.index("floodguard:"):] for line in found))
@@ -275,7 +275,9 @@ def test_bans_drop_before_nginx_serves_after_a_reboot(host, client, network):
     journal = host.check_output("journalctl -b -u fail2ban --no-pager -o cat")
     restored = re.search(r"every jail enforces its (\d+) restored bans", journal)
     assert restored, journal
-    assert int(restored.group(1)) >= sum(len(bulk) + 1 for bulk in BULK.values())
+    database = host.run("python3 -c \"import sqlite3; print(sqlite3.connect('/var/lib/fail2ban/fail2ban.sqlite3')"
+                        ".execute('SELECT jail, count(*), min(timeofban + bantime) FROM bips GROUP BY jail').fetchall())\"")
+    assert int(restored.group(1)) >= sum(len(bulk) + 1 for bulk in BULK.values()), (journal, database.stdout, database.stderr)
     assert every_ban_holds(host, client, network)
     assert request_from(client, network, network["legit"]) == "200"
     # nftables.service flushed the ruleset at boot before fail2ban started: its table is there.
