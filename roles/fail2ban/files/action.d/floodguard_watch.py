@@ -570,15 +570,16 @@ def jail_list(stdout):
 
 
 def unexpired_bans(database, now):
-    """{jail: {address}} of the bans fail2ban restores at start (its table bips)."""
+    """{jail: {address}} of the bans fail2ban restores at start (its table bips).
+
+    Raises sqlite3.Error when the database cannot be read now (fail2ban writes it while it starts).
+    """
     found = {}
     if not os.path.exists(database):
         return found
     connection = sqlite3.connect("file:%s?mode=ro" % database, uri=True, timeout=5)
     try:
         rows = connection.execute("SELECT jail, ip FROM bips WHERE bantime < 0 OR timeofban + bantime > ?", (now,)).fetchall()
-    except sqlite3.Error:
-        rows = []
     finally:
         connection.close()
     for jail, ip in rows:
@@ -624,11 +625,19 @@ def restore_pending(jail, restored):
 def wait_restored(timeout, database=DATABASE, pause=0.2):
     """Return 0 once every running jail lists and enforces the bans it restored, 1 after timeout seconds."""
     deadline = time.monotonic() + timeout
-    restored = unexpired_bans(database, time.time())
+    restored = None
     configured = None
     problem = "fail2ban not answering"
     last, since = None, time.monotonic()
     while time.monotonic() < deadline:
+        if restored is None:
+            try:
+                restored = unexpired_bans(database, time.time())
+            except sqlite3.Error as error:
+                # A locked database is no empty one: read it again, never wait for nothing.
+                problem = "cannot read %s yet: %s" % (database, error)
+                time.sleep(pause)
+                continue
         rc, status = client("status")
         if not rc:
             if configured is None:

@@ -168,6 +168,14 @@ def test_unexpired_bans_are_read_from_fail2bans_database(tmp_path):
     assert watch_module.unexpired_bans(str(tmp_path / "none.sqlite3"), now=0) == {}
 
 
+def test_a_database_that_cannot_be_read_is_not_taken_for_no_bans(tmp_path):
+    # The boot wait reads it again instead of waiting for nothing (fail2ban writes it while it starts).
+    database = tmp_path / "fail2ban.sqlite3"
+    sqlite3.connect(database).execute("CREATE TABLE other(x)").connection.commit()
+    with pytest.raises(sqlite3.Error):
+        watch_module.unexpired_bans(str(database), now=0)
+
+
 def test_bans_that_ignoreip_covers_are_not_waited_for():
     assert watch_module.ignored("192.0.2.7", ["127.0.0.1/8", "192.0.2.0/24"])
     assert watch_module.ignored("192.0.2.0/25", ["192.0.2.0/24"])
