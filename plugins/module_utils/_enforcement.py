@@ -48,11 +48,16 @@ PROPERTIES = {
 
 
 class BackendState(object):
-    """What a back end blocks: a set of normalised networks, or why it cannot say."""
+    """What a back end blocks: a set of normalised networks, or why it cannot say.
 
-    def __init__(self, blocked=None, problem=""):
+    family_problems: {IP version: problem} that matter only when the jail bans an address of that family
+    (fail2ban's iptables actions create the ip6tables chain at the first IPv6 ban).
+    """
+
+    def __init__(self, blocked=None, problem="", family_problems=None):
         self.blocked = blocked or set()
         self.problem = problem
+        self.family_problems = family_problems or {}
 
 
 def network(text):
@@ -124,17 +129,20 @@ def parse_iptables_save(stdout):
 def iptables_blocked(saves, chain):
     """BackendState of a jail's chain in the parse_iptables_save() results of IPv4 and IPv6."""
     blocked = set()
+    family_problems = {}
     for family, save in sorted(saves.items()):
         if chain not in save["chains"]:
-            return BackendState(problem="chain %s is missing (IPv%d)" % (chain, family))
+            family_problems[family] = "chain %s is missing (IPv%d)" % (chain, family)
+            continue
         if not any(rule[-2:] == ["-j", chain] for rules in save["rules"].values() for rule in rules):
-            return BackendState(problem="no rule jumps to chain %s (IPv%d)" % (chain, family))
+            family_problems[family] = "no rule jumps to chain %s (IPv%d)" % (chain, family)
+            continue
         for rule in save["rules"].get(chain, []):
             if "-s" in rule[:-1] and "RETURN" not in rule:
                 found = network(rule[rule.index("-s") + 1])
                 if found is not None:
                     blocked.add(found)
-    return BackendState(blocked=blocked)
+    return BackendState(blocked=blocked, family_problems=family_problems)
 
 
 def parse_nginx_list(body):
@@ -172,15 +180,18 @@ def http_over_unix_socket(path, request_path, timeout=NGINX_TIMEOUT):
 
 def compare(banned, state, sample_size=SAMPLE_SIZE):
     """The enforcement report of a jail: its banned addresses against what the back end blocks."""
-    if state.problem:
+    networks = [(text, network(text)) for text in banned]
+    families = set(found.version for _text, found in networks if found is not None)
+    problem = state.problem or "; ".join(why for family, why in sorted(state.family_problems.items()) if family in families)
+    if problem:
         missing = list(banned)
     else:
-        missing = [text for text in banned if network(text) not in state.blocked]
+        missing = [text for text, found in networks if found not in state.blocked]
     return {
-        "enforced": not missing and not state.problem,
+        "enforced": not missing and not problem,
         "missing": len(missing),
         "missing_sample": missing[:sample_size],
-        "problem": state.problem or ("%d of %d bans are not enforced" % (len(missing), len(banned)) if missing else ""),
+        "problem": problem or ("%d of %d bans are not enforced" % (len(missing), len(banned)) if missing else ""),
     }
 
 

@@ -622,10 +622,32 @@ def restore_pending(jail, restored):
     return ""
 
 
-def wait_restored(timeout, database=DATABASE, pause=0.2):
+def save_restored(path, database=DATABASE):
+    """ExecStartPre: note the bans fail2ban is about to restore, read before fail2ban opens its database."""
+    try:
+        bans = unexpired_bans(database, time.time())
+    except sqlite3.Error as error:
+        sys.stderr.write("floodguard: cannot read %s (%s); the boot wait reads it once fail2ban runs\n" % (database, error))
+        return
+    temporary = path + ".tmp"
+    with open(temporary, "w", encoding="utf-8") as handle:
+        json.dump(dict((jail, sorted(ips)) for jail, ips in bans.items()), handle)
+    os.replace(temporary, path)
+
+
+def saved_restored(path):
+    """The bans save_restored() noted, or None when it noted none."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return dict((jail, set(ips)) for jail, ips in json.load(handle).items())
+    except (OSError, ValueError):
+        return None
+
+
+def wait_restored(timeout, database=DATABASE, pause=0.2, saved=None):
     """Return 0 once every running jail lists and enforces the bans it restored, 1 after timeout seconds."""
     deadline = time.monotonic() + timeout
-    restored = None
+    restored = saved_restored(saved) if saved else None
     configured = None
     problem = "fail2ban not answering"
     last, since = None, time.monotonic()
@@ -664,12 +686,16 @@ def wait_restored(timeout, database=DATABASE, pause=0.2):
 
 
 def main(argv):
-    """python3 floodguard_watch.py --wait-restored SECONDS  (ExecStartPost of fail2ban.service)"""
-    if len(argv) == 2 and argv[0] == "--wait-restored":
-        wait_restored(float(argv[1]))
+    """python3 floodguard_watch.py --save-restored FILE              (ExecStartPre of fail2ban.service)
+    python3 floodguard_watch.py --wait-restored SECONDS [FILE]    (ExecStartPost)"""
+    if len(argv) == 2 and argv[0] == "--save-restored":
+        save_restored(argv[1])
+        return 0
+    if len(argv) in (2, 3) and argv[0] == "--wait-restored":
+        wait_restored(float(argv[1]), saved=argv[2] if len(argv) == 3 else None)
         # Never fail the unit: fail2ban runs and keeps banning; the message above is in the journal.
         return 0
-    sys.stderr.write("usage: floodguard_watch.py --wait-restored SECONDS\n")
+    sys.stderr.write("usage: floodguard_watch.py --save-restored FILE | --wait-restored SECONDS [FILE]\n")
     return 2
 
 

@@ -77,7 +77,15 @@ def test_an_address_inside_a_banned_network_is_not_a_ban_of_its_own():
 
 
 def test_a_missing_iptables_chain_is_reported():
-    assert iptables_state("f2b-other").problem == "chain f2b-other is missing (IPv4)"
+    assert enf.compare(["203.0.113.8"], iptables_state("f2b-other"))["problem"] == "chain f2b-other is missing (IPv4)"
+
+
+def test_a_missing_ip6tables_chain_matters_only_with_ipv6_bans():
+    # fail2ban's iptables actions create the IPv6 chain at the first IPv6 ban.
+    saves = {4: enf.parse_iptables_save(capture("iptables-save-bookworm.txt")), 6: enf.parse_iptables_save("*filter\nCOMMIT\n")}
+    state = enf.iptables_blocked(saves, "f2b-ipt")
+    assert enf.compare(["203.0.113.8"], state)["enforced"] is True
+    assert enf.compare(["203.0.113.8", "2001:db8::8"], state)["problem"] == "chain f2b-ipt is missing (IPv6)"
 
 
 class FakeModule:

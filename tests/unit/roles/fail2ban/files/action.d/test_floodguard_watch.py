@@ -168,6 +168,18 @@ def test_unexpired_bans_are_read_from_fail2bans_database(tmp_path):
     assert watch_module.unexpired_bans(str(tmp_path / "none.sqlite3"), now=0) == {}
 
 
+def test_the_bans_to_wait_for_are_noted_before_fail2ban_starts(tmp_path):
+    database = tmp_path / "fail2ban.sqlite3"
+    with sqlite3.connect(database) as connection:
+        connection.execute("CREATE TABLE bips(ip TEXT NOT NULL, jail TEXT NOT NULL, timeofban INTEGER NOT NULL, "
+                           "bantime INTEGER NOT NULL, bancount INTEGER NOT NULL default 1, data JSON, PRIMARY KEY(ip, jail))")
+        connection.execute("INSERT INTO bips(ip, jail, timeofban, bantime) VALUES ('192.0.2.1', 'manual', 0, -1)")
+    noted = tmp_path / "restored.json"
+    watch_module.save_restored(str(noted), database=str(database))
+    assert watch_module.saved_restored(str(noted)) == {"manual": {"192.0.2.1"}}
+    assert watch_module.saved_restored(str(tmp_path / "none.json")) is None
+
+
 def test_a_database_that_cannot_be_read_is_not_taken_for_no_bans(tmp_path):
     # The boot wait reads it again instead of waiting for nothing (fail2ban writes it while it starts).
     database = tmp_path / "fail2ban.sqlite3"
