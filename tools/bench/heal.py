@@ -154,6 +154,6 @@ def section(results):
               "| action | bans | seconds | CPU s | % of one core |", "| --- | ---: | ---: | ---: | ---: |"]
     for action in sorted(heal):
         for sample in heal[action]["idle"]:
-            lines.append("| %s | %s | %d | %.2f | %.3f |" % (action, "{:,}".format(sample["bans"]), sample["seconds"],
-                                                           sample["cpu_s"], sample["core_percent"]))
+            lines.append("| %s | %s | %d | %.2f | %.3f |" % (
+                action, "{:,}".format(sample["bans"]), sample["seconds"], sample["cpu_s"], sample["core_percent"]))
     return lines + [""]

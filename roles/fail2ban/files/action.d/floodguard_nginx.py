@@ -401,4 +401,3 @@ class NginxAction(batching.BatchingAction):
 
 
 Action = NginxAction
-

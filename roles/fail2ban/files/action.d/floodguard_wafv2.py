@@ -307,4 +307,3 @@ class WafV2Action(batching.BatchingAction):
 
 
 Action = WafV2Action
-

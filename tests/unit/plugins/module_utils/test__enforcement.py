@@ -183,8 +183,8 @@ def test_the_nginx_reader_asks_the_socket_for_the_jails_list(tmp_path):
     body = INVENTED_NGINX_LIST.encode()
     thread, seen = serve_once(tmp_path / "ban.sock", b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
     properties = {("floodguard_nginx", "ban_socket"): "%s\n" % (tmp_path / "ban.sock"), ("floodguard_nginx", "ban_list"): "web\n"}
-    report = enf.Enforcement(FakeModule({})).jail(["floodguard_nginx"], lambda action, name: properties[(action, name)],
-                                                 ["203.0.113.7", "198.51.100.99"])
+    enforcement = enf.Enforcement(FakeModule({}))
+    report = enforcement.jail(["floodguard_nginx"], lambda action, name: properties[(action, name)], ["203.0.113.7", "198.51.100.99"])
     thread.join(5)
     assert seen[0].startswith("GET /list?jail=web HTTP/1.0\r\n")
     assert report["backend"] == "nginx" and report["enforced"] is False

@@ -16,7 +16,6 @@ import threading
 import types
 import time
 from http.server import BaseHTTPRequestHandler
-from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import pytest
@@ -222,4 +221,3 @@ def test_nginx_down_keeps_the_bans_in_the_state_file(tmp_path):
         assert wait_for(lambda: "c6336409/32" in (tmp_path / "state" / "nginx-req-limit.bans").read_text())
     finally:
         action.stop()
-

@@ -17,7 +17,6 @@ import shutil
 import threading
 import time
 import types
-from pathlib import Path
 
 import boto3
 import botocore.session
