@@ -26,6 +26,7 @@ import signal
 import sys
 import time
 
+import heal
 import latency
 import lb
 import machine
@@ -40,7 +41,7 @@ from host import REPO, Host, log
 
 PHASE_MODULES = {"latency": latency, "timeline": timeline, "operator": operator_path, "scale": scale,
                  "perpacket": perpacket,
-                 "lb": lb, "sync": sync}
+                 "heal": heal, "lb": lb, "sync": sync}
 # Phases run() does not drive through the generic loop (scale and perpacket share their bans).
 BUILT_IN = ("scale", "perpacket")
 # Phases with hosts of their own (lb.py, sync.py): once, after the per-system phases.
