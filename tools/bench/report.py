@@ -11,6 +11,7 @@ import json
 import os
 import sys
 
+import waf
 from stats import spread, summarize
 
 
@@ -318,7 +319,7 @@ def method_section(results):
 
 
 SECTIONS = (header, latency_section, timeline_paragraph, scale_section, restore_section, perpacket_section,
-            memory_section, method_section)
+            memory_section, waf.section, method_section)
 
 
 def markdown(results):

@@ -24,9 +24,10 @@ import report
 import scale
 import settings
 import timeline
+import waf
 from host import REPO, Host, log
 
-PHASE_MODULES = {"latency": latency, "timeline": timeline, "scale": scale, "perpacket": perpacket}
+PHASE_MODULES = {"latency": latency, "timeline": timeline, "scale": scale, "perpacket": perpacket, "waf": waf}
 
 
 def new_results(args):
@@ -93,6 +94,9 @@ def measure(host, args, results, folder):
             results["timeline"] = timeline.run(host, args)
         if "scale" in args.only or "perpacket" in args.only:
             scale_and_perpacket(host, args, results)
+        save(results, args, folder)
+    if "waf" in args.only:  # once, not per ban action: the edge does not depend on it
+        results["waf"] = waf.run(host, args)
         save(results, args, folder)
 
 

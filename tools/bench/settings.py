@@ -18,7 +18,7 @@ MANUAL_JAIL = "manual"
 # The jail that bans what NGINX rejects (fail2ban role default).
 ATTACK_JAIL = "nginx-req-limit"
 ACTIONS = ("nftables", "iptables-multiport")
-PHASES = ("latency", "timeline", "scale", "perpacket")
+PHASES = ("latency", "timeline", "scale", "perpacket", "waf")
 GOALS = {
     "latency_p95_s": 1.0,
     "ban_s": {"10000": 10.0, "100000": 60.0},
@@ -36,6 +36,7 @@ HELP = """Phases, per ban action (each a re-converge of the web host with -e fai
   scale        N addresses of 198.18.0.0/15 banned by one fail2ban_ban task, until all are in the firewall;
                then `systemctl restart fail2ban` until all are back; memory at N
   perpacket    a legitimate (allowlisted) client's request rate and p99 latency with 0 and N bans
+  waf          (once) the AWS edge against moto: local ban to the IP set, API calls of 10,000 bans
 
 Every measurement is bounded in time (--cap): a run that does not finish records how far it got. The
 testbed is removed at the end (--keep to keep it). Results: bench/results/<UTC timestamp>/.
