@@ -163,6 +163,13 @@ def test_an_address_stays_blocked_until_the_last_host_and_jail_unbans_it(web1, w
     wait_until("unblocked once the last host unbans it", lambda: shared + "/32" not in blocked(moto))
 
 
+def test_ipv6_bans_land_in_the_ipv6_set_and_leave_it(web1, moto):
+    web1.check_output("fail2ban-client set manual banip 2001:db8::60")
+    wait_until("the IPv6 ban in web1's IPv6 set", lambda: "2001:db8::60/128" in edge(moto)["fg-web1-v6"])
+    web1.check_output("fail2ban-client set manual unbanip 2001:db8::60")
+    wait_until("the IPv6 ban out of the set", lambda: "2001:db8::60/128" not in at_edge(moto))
+
+
 def test_25000_bans_land_in_three_sets(request, moto):
     playbook(request, "fill.yml", {"waf_hosts": "fg-waf-%s-web1" % DISTRO, "waf_count": 25000})
     wait_until("25,000 addresses at the edge", lambda: len(at_edge(moto)) >= 25000, deadline_s=120)
