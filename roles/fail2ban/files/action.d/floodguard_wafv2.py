@@ -21,7 +21,7 @@ the boto3 chain (on EC2 the instance profile). Needs Debian's python3-boto3. Che
 How it works: ban() and unban() only record the wanted state of an address. A flusher thread writes
 what gathered during ``flushdelay`` with one GetIPSet per set and one UpdateIPSet per set that
 changes (the WAF logic is _wafv2.py, the collection's module_util, installed next to this file), so
-a burst of 1,000 bans is one update per set. A lock conflict (another host wrote the set) is retried
+a burst of 1,000 bans is one update per set. A lock conflict (another writer changed the set) is retried
 on a fresh read; throttling gets backoff. While AWS cannot be reached nothing is dropped: the
 changes wait in memory and are retried with growing waits up to ``retrymax``.
 
