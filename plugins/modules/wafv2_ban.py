@@ -130,7 +130,7 @@ seealso:
 EXAMPLES = r"""
 - name: Ban two addresses at the edge
   floodguard.shield.wafv2_ban:
-    ip_sets: [floodguard-v4, floodguard-v6]
+    ip_sets: [floodguard-operator-v4, floodguard-operator-v6]
     region: eu-west-1
     addresses:
       - 203.0.113.7
@@ -140,7 +140,7 @@ EXAMPLES = r"""
 
 - name: Lift an edge ban
   floodguard.shield.wafv2_ban:
-    ip_sets: [floodguard-v4, floodguard-v6]
+    ip_sets: [floodguard-operator-v4, floodguard-operator-v6]
     region: eu-west-1
     addresses: [203.0.113.7/32]
     state: absent
@@ -177,7 +177,7 @@ ip_sets:
   returned: success
   type: list
   elements: dict
-  sample: [{name: floodguard-v4, id: 1f2e, arn: "arn:aws:wafv2:...", version: IPV4, count: 1}]
+  sample: [{name: floodguard-operator-v4, id: 1f2e, arn: "arn:aws:wafv2:...", version: IPV4, count: 1}]
 api_calls:
   description: AWS API calls made, by operation (retries included).
   returned: always
