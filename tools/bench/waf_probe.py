@@ -86,15 +86,22 @@ def latency(endpoint, jail, runs, first_octet):
     return {"seconds": samples}
 
 
-def api_calls(jail):
-    """The action's last 'API calls N: op n, ...' (cumulative since the jail started) in fail2ban's log."""
-    with open(LOG) as handle:
-        lines = [line for line in handle if "[%s] floodguard_wafv2: edge updated" % jail in line]
-    if not lines:
+def parse_api_calls(line):
+    """{total, by_operation} of the action's log line '... (API calls 3: get_ip_set 2, update_ip_set 1)'."""
+    found = re.search(r"\(API calls (\d+): ([a-z_]+ \d+(?:, [a-z_]+ \d+)*)\)\s*$", line)
+    if not found:
         return None
-    found = re.search(r"API calls (\d+): (.*)\)\s*$", lines[-1])
-    by_operation = dict((item.rsplit(" ", 1)[0], int(item.rsplit(" ", 1)[1])) for item in found.group(2).split(", "))
-    return {"total": int(found.group(1)), "by_operation": by_operation, "syncs": len(lines)}
+    by_operation = dict((name, int(number)) for name, number in
+                        (item.rsplit(" ", 1) for item in found.group(2).split(", ")))
+    return {"total": int(found.group(1)), "by_operation": by_operation}
+
+
+def api_calls(jail):
+    """The action's API calls since the jail started: its last 'edge updated' line in fail2ban's log."""
+    with open(LOG) as handle:
+        lines = [line.strip() for line in handle if "[%s] floodguard_wafv2: edge updated" % jail in line]
+    parsed = parse_api_calls(lines[-1]) if lines else None
+    return dict(parsed, syncs=len(lines), line=lines[-1]) if parsed else None
 
 
 def burst(endpoint, jail, bans, cap_s):
