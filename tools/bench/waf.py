@@ -39,8 +39,12 @@ def moto_version():
 
 
 def docker(*argv, timeout=300):
-    return subprocess.run(["docker"] + list(argv), check=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          universal_newlines=True, timeout=timeout).stdout
+    """`docker ARGV...`; RuntimeError with its output when it fails."""
+    done = subprocess.run(["docker"] + list(argv), check=False, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          universal_newlines=True, timeout=timeout)
+    if done.returncode != 0:
+        raise RuntimeError("docker %s failed (rc %d): %s" % (" ".join(argv[:4]), done.returncode, done.stdout[-2000:]))
+    return done.stdout
 
 
 def moto_up(distro):
@@ -52,6 +56,8 @@ def moto_up(distro):
            "--network", testbed.network_name(settings.TESTBED), "--ip", MOTO_ADDRESS,
            "-v", "%s:/etc/ssl/certs/host-ca.crt:ro" % CA_BUNDLE, "-e", "PIP_CERT=/etc/ssl/certs/host-ca.crt",
            "--entrypoint", "sleep", testbed.image(distro), "3600")
+    # Debian's python3-venv is in the image's apt cache (tools/build-test-image.sh).
+    docker("exec", name, "apt-get", "install", "-y", "-q", "python3-venv", timeout=600)
     docker("exec", name, "python3", "-m", "venv", "/opt/moto")
     docker("exec", name, "/opt/moto/bin/pip", "install", "--quiet", "moto[server]==%s" % moto_version(), timeout=600)
     docker("exec", "-d", name, "/opt/moto/bin/moto_server", "-H", "0.0.0.0", "-p", str(SETTINGS["moto_port"]))
