@@ -5,8 +5,8 @@
 A jail of its own (JAIL, written by setup) holds only the action floodguard_wafv2.py, with fresh IP sets
 in moto for every measurement, so that its API call count starts at 0. Every answer is JSON on stdout.
 
-  waf_probe.py setup ENDPOINT JAIL NAME SETS FLUSHDELAY   create SETS IPv4 sets NAME-1.. and (re)start
-                                                          JAIL with the action on them
+  waf_probe.py setup ENDPOINT JAIL NAME SETS FLUSHDELAY   create SETS IPv4 sets NAME-1.. and start JAIL
+                                                          with the action on them (or move it to them)
   waf_probe.py latency ENDPOINT JAIL RUNS FIRST_OCTET     RUNS bans, one at a time: seconds from the
                                                           local ban to the address in the set
   waf_probe.py burst ENDPOINT JAIL BANS CAP_S             BANS bans in one banip: seconds until all are
@@ -67,8 +67,15 @@ def setup(endpoint, jail, name, count, flushdelay):
                      "reconciledelay=0]\n" % (jail, " ".join(refs), REGION, endpoint, flushdelay))
     with open(STATE, "w") as handle:
         json.dump({jail: refs}, handle)
-    fail2ban("reload", "--restart", "--unban", jail)
-    return {"ip_sets": refs}
+    # A full reload starts a new jail (a jail reload needs it running); a running one keeps its action,
+    # whose reload() takes the new sets with a new client, so its API call count starts again at 0.
+    fail2ban("reload")
+    for _ in range(100):
+        if subprocess.run(["fail2ban-client", "status", jail], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL, check=False).returncode == 0:
+            return {"ip_sets": refs}
+        time.sleep(0.2)
+    raise RuntimeError("fail2ban did not start the jail %s within 20 s" % jail)
 
 
 def latency(endpoint, jail, runs, first_octet):
