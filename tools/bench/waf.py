@@ -67,6 +67,10 @@ def moto_up(distro):
 def web_ready(host, endpoint):
     """python3-boto3 (Debian's, as the role installs it) and the probe on the web host; waits for moto."""
     host.exec("web", ["apt-get", "install", "-y", "-q", "python3-boto3"], timeout=600)
+    # moto takes any key; fail2ban's action finds these through boto3's chain, as an instance profile on EC2.
+    host.exec("web", ["mkdir", "-p", "-m", "0700", "/root/.aws"])
+    host.exec("web", ["tee", "/root/.aws/credentials"],
+              stdin="[default]\naws_access_key_id = testing\naws_secret_access_key = testing\n")
     host.copy(os.path.join(HERE, "waf_probe.py"), "web", PROBE)
     check = ("import sys, time, urllib.request\nfor _ in range(150):\n    try:\n        urllib.request.urlopen(%r, "
              "timeout=1)\n        sys.exit(0)\n    except Exception:\n        time.sleep(0.2)\nsys.exit(1)\n" % endpoint)
@@ -91,7 +95,7 @@ def run(host, args):
         result["moto_setup_s"] = round(time.monotonic() - started, 1)
         web_ready(host, endpoint)
         probe(host, "setup", endpoint, jail, "bench-latency", 1, SETTINGS["flushdelay_s"])
-        samples = probe(host, "latency", endpoint, jail, runs, 50)["seconds"]
+        samples = probe(host, "latency", endpoint, jail, runs, 50, timeout=runs * 40 + 60)["seconds"]
         result["latency_s"] = dict(stats.summarize(samples), samples=samples)
         log("waf latency: %s" % stats.spread(result["latency_s"], lambda value: "%.3f s" % value, "ban"))
         result["bursts"] = []

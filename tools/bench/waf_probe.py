@@ -27,6 +27,8 @@ JAIL_FILE = "/etc/fail2ban/jail.d/zz-floodguard-bench-waf.local"
 STATE = "/var/lib/fail2ban/floodguard-bench-waf.json"
 LOG = "/var/log/fail2ban.log"
 POLL_S = 0.01
+# One ban that takes longer failed: a bench run stops by itself.
+SAMPLE_CAP_S = 30
 
 
 def client(endpoint):
@@ -88,6 +90,9 @@ def latency(endpoint, jail, runs, first_octet):
         # fail2ban-client returns once the jail has banned it: its actions' ban() ran in that call.
         banned = time.monotonic()
         while address + "/32" not in contents(aws, refs):
+            if time.monotonic() - banned > SAMPLE_CAP_S:
+                raise RuntimeError("%s not in the IP set %d s after its ban: see /var/log/fail2ban.log (the action's "
+                                   "errors)" % (address, SAMPLE_CAP_S))
             time.sleep(POLL_S)
         samples.append(round(time.monotonic() - banned, 4))  # after the confirming read has returned
     return {"seconds": samples}
