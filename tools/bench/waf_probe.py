@@ -14,6 +14,7 @@ in moto for every measurement, so that its API call count starts at 0. Every ans
 """
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -54,8 +55,21 @@ def contents(aws, refs):
     return addresses
 
 
+def empty_previous_sets(aws, jail):
+    """Unbans everything (the action then empties its sets), so that the next run starts from no bans."""
+    try:
+        previous = sets_of(jail)
+    except (OSError, ValueError, KeyError):
+        return
+    fail2ban("unban", "--all")
+    deadline = time.monotonic() + 60
+    while contents(aws, previous) and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+
 def setup(endpoint, jail, name, count, flushdelay):
     aws = client(endpoint)
+    empty_previous_sets(aws, jail)
     refs = []
     for index in range(int(count)):
         summary = aws.create_ip_set(Name="%s-%d" % (name, index + 1), Scope=SCOPE, IPAddressVersion="IPV4",
@@ -108,9 +122,11 @@ def parse_api_calls(line):
     return {"total": int(found.group(1)), "by_operation": by_operation}
 
 
-def api_calls(jail):
-    """The action's API calls since the jail started: its last 'edge updated' line in fail2ban's log."""
+def api_calls(jail, offset):
+    """The action's API calls on its current sets: its last 'edge updated' line in fail2ban's log (and how many
+    there are after offset, the log's size when the run started)."""
     with open(LOG) as handle:
+        handle.seek(offset)
         lines = [line.strip() for line in handle if "[%s] floodguard_wafv2: edge updated" % jail in line]
     parsed = parse_api_calls(lines[-1]) if lines else None
     return dict(parsed, syncs=len(lines), line=lines[-1]) if parsed else None
@@ -120,6 +136,7 @@ def burst(endpoint, jail, bans, cap_s):
     aws = client(endpoint)
     refs = sets_of(jail)
     wanted = set("10.%d.%d.%d/32" % (200 + index // 65536, index // 256 % 256, index % 256) for index in range(int(bans)))
+    offset = os.path.getsize(LOG)
     started = time.monotonic()
     fail2ban("set", jail, "banip", *sorted(cidr.split("/")[0] for cidr in wanted))
     banned = time.monotonic()
@@ -132,7 +149,7 @@ def burst(endpoint, jail, bans, cap_s):
     done = time.monotonic()
     time.sleep(1.5)  # the log line of the last sync
     return {"bans": len(wanted), "in_sets": len(held), "banip_s": round(banned - started, 3),
-            "seconds_to_edge": round(done - started, 3), "api_calls": api_calls(jail)}
+            "seconds_to_edge": round(done - started, 3), "api_calls": api_calls(jail, offset)}
 
 
 def main(argv):
