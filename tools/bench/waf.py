@@ -109,6 +109,12 @@ def run(host, args):
         done = [item for item in result["bursts"] if item["in_sets"] == item["bans"] and item["api_calls"]]
         result["burst_api_calls"] = stats.summarize([item["api_calls"]["total"] for item in done])
         result["burst_seconds"] = stats.summarize([item["seconds_to_edge"] for item in done])
+        if len(done) < bursts:
+            result["problem"] = "%d of %d bursts did not all reach the sets within %d s" % (
+                bursts - len(done), bursts, SETTINGS["cap_s"])
+    except Exception as exc:  # keep what was measured; the report says what failed
+        result["problem"] = "%s: %s" % (type(exc).__name__, exc)
+        log("waf: %s" % result["problem"])
     finally:
         subprocess.run(["docker", "rm", "-f", moto], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
         host.exec("web", ["rm", "-f", "/etc/fail2ban/jail.d/zz-floodguard-bench-waf.local"], check=False)
@@ -125,7 +131,7 @@ def section(results):
     waf = results.get("waf")
     if not waf:
         return []
-    latency = waf["latency_s"]
+    latency = waf.get("latency_s") or {"n": 0}
     calls = waf.get("burst_api_calls") or {}
     lines = ["## AWS edge (WAFv2 IP sets, against moto)", "",
              "The fail2ban action `floodguard_wafv2.py` in the web host's fail2ban, writing to moto %s (PyPI "
@@ -133,14 +139,16 @@ def section(results):
              "measures this side only. AWS then takes seconds to minutes to bring a change to every edge "
              "location." % waf["moto_version"], "",
              "| Figure | Value |", "|---|---|",
-             "| local ban → address in the IP set (flushdelay %s s) | p50 %s, p95 %s, %s–%s, %d bans |" % (
-                 SETTINGS["flushdelay_s"], seconds(latency.get("p50")), seconds(latency.get("p95")),
-                 seconds(latency.get("min")), seconds(latency.get("max")), latency["n"]),
+             "| local ban → address in the IP set (flushdelay %s s) | %s |" % (SETTINGS["flushdelay_s"], "p50 %s, p95 %s, "
+                 "%s–%s, %d bans" % (seconds(latency.get("p50")), seconds(latency.get("p95")), seconds(latency.get("min")),
+                                      seconds(latency.get("max")), latency["n"]) if latency["n"] else "not measured"),
              "| API calls for %s bans in one burst | %s |" % (
                  format(SETTINGS["bans"], ","), stats.spread(calls, lambda value: "%d" % value) or "not measured"),
              "| burst: banip → all in the sets | %s |" % (
                  stats.spread(waf.get("burst_seconds"), lambda value: "%.2f s" % value) or "not measured"),
              ""]
+    if waf.get("problem"):
+        lines += ["> Note: the phase did not finish: %s" % waf["problem"], ""]
     by_operation = [item["api_calls"]["by_operation"] for item in waf.get("bursts", []) if item.get("api_calls")]
     if by_operation:
         lines += ["Calls per burst by operation: %s. The clock of a single ban starts when `fail2ban-client set "
