@@ -126,6 +126,18 @@ def seconds(value):
     return "–" if value is None else "%.3f s" % value
 
 
+def banip_text(waf):
+    values = [item["banip_s"] for item in waf.get("bursts", []) if item.get("banip_s") is not None]
+    return stats.spread(stats.summarize(values), lambda value: "%.2f s" % value) or "–"
+
+
+def latency_cell(latency):
+    if not latency.get("n"):
+        return "not measured"
+    return "p50 %s, p95 %s, %s–%s, %d bans" % (seconds(latency.get("p50")), seconds(latency.get("p95")),
+                                                seconds(latency.get("min")), seconds(latency.get("max")), latency["n"])
+
+
 def section(results):
     """The report's section (report.py SECTIONS)."""
     waf = results.get("waf")
@@ -139,9 +151,8 @@ def section(results):
              "measures this side only. AWS then takes seconds to minutes to bring a change to every edge "
              "location." % waf["moto_version"], "",
              "| Figure | Value |", "|---|---|",
-             "| local ban → address in the IP set (flushdelay %s s) | %s |" % (SETTINGS["flushdelay_s"], "p50 %s, p95 %s, "
-                 "%s–%s, %d bans" % (seconds(latency.get("p50")), seconds(latency.get("p95")), seconds(latency.get("min")),
-                                      seconds(latency.get("max")), latency["n"]) if latency["n"] else "not measured"),
+             "| local ban → address in the IP set (flushdelay %s s) | %s |" % (SETTINGS["flushdelay_s"],
+                                                                               latency_cell(latency)),
              "| API calls for %s bans in one burst | %s |" % (
                  format(SETTINGS["bans"], ","), stats.spread(calls, lambda value: "%d" % value) or "not measured"),
              "| burst: banip → all in the sets | %s |" % (
@@ -151,9 +162,12 @@ def section(results):
         lines += ["> Note: the phase did not finish: %s" % waf["problem"], ""]
     by_operation = [item["api_calls"]["by_operation"] for item in waf.get("bursts", []) if item.get("api_calls")]
     if by_operation:
+        operations = "; ".join(", ".join("%s %d" % pair for pair in sorted(item.items())) for item in by_operation)
         lines += ["Calls per burst by operation: %s. The clock of a single ban starts when `fail2ban-client set "
                   "JAIL banip` has returned (fail2ban has run the jail's actions) and stops when the `GetIPSet` "
                   "that shows the address has returned, polled every 10 ms. The jail holds only the edge action; "
-                  "in a real jail the firewall action runs first, in the same call." % "; ".join(
-                      ", ".join("%s %d" % pair for pair in sorted(item.items())) for item in by_operation), ""]
+                  "in a real jail the firewall action runs first, in the same call. fail2ban itself takes %s to "
+                  "take in a banip of %s addresses: what arrives after a write has started goes into the next one, "
+                  "and every write reads every set first (%d sets per burst)." % (
+                      operations, banip_text(waf), format(SETTINGS["bans"], ","), SETTINGS["bans"] // 10000 + 1), ""]
     return lines

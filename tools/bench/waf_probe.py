@@ -86,7 +86,7 @@ def setup(endpoint, jail, name, count, flushdelay):
     # A full reload starts a new jail (a jail reload needs it running); a running one keeps its action,
     # whose reload() takes the new sets with a new client, so its API call count starts again at 0.
     fail2ban("reload")
-    for _ in range(100):
+    for _attempt in range(100):
         if subprocess.run(["fail2ban-client", "status", jail], stdout=subprocess.DEVNULL,
                           stderr=subprocess.DEVNULL, check=False).returncode == 0:
             return {"ip_sets": refs}

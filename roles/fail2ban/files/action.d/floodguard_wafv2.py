@@ -78,6 +78,7 @@ def _process_shared():
         shared = sys.modules.setdefault(_PROCESS_SHARED, shared)
     return shared
 
+
 OPTIONS = ("ipsets", "scope", "region", "endpoint", "profile", "allowlist", "flushdelay", "retrymax",
            "reconciledelay", "statedir", "attempts")
 NAME_PATTERN = re.compile(r"^[\w-]{1,128}(:[0-9a-f-]{1,36})?$")

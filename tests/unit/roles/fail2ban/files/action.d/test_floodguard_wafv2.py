@@ -295,8 +295,8 @@ def test_reload_keeps_the_action_and_applies_changed_options(action_module, tmp_
     assert action._ip_sets is None and action._settings.ipsets == ["v4", "v6"]
 
 
-def test_an_unban_by_one_jail_keeps_what_another_jail_of_the_host_bans(action_module, tmp_path, moto_sets,
-                                                                        aws_environment):
+def test_an_unban_by_one_jail_keeps_what_another_jail_of_the_host_bans(
+        action_module, tmp_path, moto_sets, aws_environment):
     endpoint, create, contents = moto_sets
     refs = create(1)
     shared = separate_process()
