@@ -134,8 +134,8 @@ def banip_text(waf):
 def latency_cell(latency):
     if not latency.get("n"):
         return "not measured"
-    return "p50 %s, p95 %s, %s–%s, %d bans" % (seconds(latency.get("p50")), seconds(latency.get("p95")),
-                                                seconds(latency.get("min")), seconds(latency.get("max")), latency["n"])
+    figures = [seconds(latency.get(key)) for key in ("p50", "p95", "min", "max")]
+    return "p50 %s, p95 %s, %s–%s, %d bans" % tuple(figures + [latency["n"]])
 
 
 def section(results):
