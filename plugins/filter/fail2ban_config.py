@@ -311,8 +311,9 @@ def _ban_backend_problems(settings):
                         "host reached both directly and through a load balancer (nginx needs the nginx_ratelimit role with "
                         "nginx_ratelimit_ban_enabled)." % json.dumps(backends))
     if boolean(settings.get("fail2ban_wafv2_enabled", False), strict=False) and not settings.get("fail2ban_wafv2_ip_sets"):
-        problems.append("fail2ban_wafv2_enabled is true but fail2ban_wafv2_ip_sets is empty: name the WAFv2 IP sets (e.g. "
-                        "[floodguard-v4, floodguard-v6]; examples/ec2 creates them) or set fail2ban_wafv2_enabled: false.")
+        problems.append("fail2ban_wafv2_enabled is true but fail2ban_wafv2_ip_sets is empty: name this host's own WAFv2 IP "
+                        "sets (e.g. [floodguard-web1-v4, floodguard-web1-v6]; examples/ec2/waf.yml creates them and "
+                        "writes them to host_vars/<host>.yml) or set fail2ban_wafv2_enabled: false.")
     return problems
 
 

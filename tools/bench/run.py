@@ -37,15 +37,17 @@ import scale
 import settings
 import sync
 import timeline
+import waf
 from host import REPO, Host, log
 
 PHASE_MODULES = {"latency": latency, "timeline": timeline, "operator": operator_path, "scale": scale,
                  "perpacket": perpacket,
-                 "heal": heal, "lb": lb, "sync": sync}
+                 "heal": heal, "lb": lb, "sync": sync, "waf": waf}
 # Phases run() does not drive through the generic loop (scale and perpacket share their bans).
 BUILT_IN = ("scale", "perpacket")
-# Phases with hosts of their own (lb.py, sync.py): once, after the per-system phases.
-STANDALONE = ("lb", "sync")
+# Phases with hosts of their own (lb.py, sync.py) or of no system (waf.py, the edge): once, after the
+# per-system phases.
+STANDALONE = ("lb", "sync", "waf")
 
 
 def new_results(args):
