@@ -29,7 +29,7 @@ import time
 import scale
 import stats
 from host import ACTION_MARKER, HERE, log, testbed
-from settings import ATTACKER, BAN_NETWORK, CLIENT, MANUAL_JAIL, SUBNET, TESTBED
+from settings import ATTACKER, BAN_NETWORK, CLIENT, MANUAL_JAIL, SUBNET
 
 LB = str(ipaddress.IPv4Network(SUBNET).network_address + 5)
 SOCKET = "/run/floodguard-nginx/ban.sock"
@@ -320,8 +320,8 @@ def per_request(host, nginx, args, size):
              "baseline": baseline, "banned": banned, "baseline_rate": stats.summarize(baseline),
              "banned_rate": stats.summarize(banned), "change": change,
              "verdict": stats.verdict(change["ci95"], args.perpacket_within)}
-    log("lb per-request N=%d: %s req/s with 0, %s with N: %s" % (held, entry["baseline_rate"]["median"],
-                                                                  entry["banned_rate"]["median"], entry["verdict"]))
+    log("lb per-request N=%d: %s req/s with 0, %s with N: %s" % (
+        held, entry["baseline_rate"]["median"], entry["banned_rate"]["median"], entry["verdict"]))
     return entry
 
 

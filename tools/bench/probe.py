@@ -127,7 +127,10 @@ def iptables_reached(text):
     """Chains of `iptables-save` text that INPUT reaches (INPUT itself, and chains it jumps to)."""
     rules = [line.split() for line in text.splitlines() if line.startswith("-A ")]
     reached = ["INPUT"]
-    for chain in reached:
+    index = 0
+    while index < len(reached):  # grows while it is walked: the chains INPUT reaches, breadth first
+        chain = reached[index]
+        index += 1
         for words in rules:
             if words[1] == chain and "-j" in words:
                 target = words[words.index("-j") + 1]

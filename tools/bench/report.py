@@ -242,8 +242,8 @@ def closing_section(results):
     for size in sizes_in(results.get("perpacket") or {}):
         entry = ((results.get("perpacket") or {}).get(ours) or {}).get(str(size))
         if entry:
-            lines.append("- per-packet at %s bans: %s. %s." % (count(size), change_cell(entry),
-                                                              sentence(REASONS["per-packet"])))
+            lines.append("- per-packet at %s bans: %s. %s." % (
+                count(size), change_cell(entry), sentence(REASONS["per-packet"])))
     return ["## Where floodguard leads and trails", ""] + lines + [""] if lines else []
 
 

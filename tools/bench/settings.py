@@ -59,7 +59,7 @@ QUICK_DEFAULTS = {"sizes": "10000", "perpacket_sizes": "10000", "repeats": 3, "l
                   "cap": 20}
 FULL_DEFAULTS = {"sizes": "10000,100000", "perpacket_sizes": "100000", "repeats": 3, "latency_runs": 20,
                  "perpacket_pairs": 24, "perpacket_seconds": 1.0, "large_repeats": 3,
-                  "cap": 90}
+                 "cap": 90}
 HELP = """Phases, per system (--systems; each a re-configuration of the same web host):
 
   latency      attack-to-ban: first rejected request -> first request whose packets are dropped

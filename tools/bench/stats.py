@@ -90,4 +90,3 @@ def verdict(ci, within):
     if -within <= ci["low"] and ci["high"] <= within:
         return "none"
     return "unresolved"
-

@@ -87,8 +87,8 @@ class Fleet:
                                         forks=SETTINGS["forks"])
         seconds = round(time.monotonic() - started, 1)
         if rc != 0:
-            raise RuntimeError("%s failed (rc %s) after %s s; log: %s/%s.log" % (os.path.basename(path), rc, seconds,
-                                                                             self.host.logs, logname))
+            raise RuntimeError("%s failed (rc %s) after %s s; log: %s/%s.log" % (
+                os.path.basename(path), rc, seconds, self.host.logs, logname))
         return seconds, output
 
     def counts(self):
@@ -132,8 +132,8 @@ def run(host, args):
         results["converge_s"], _output = group.playbook(
             os.path.join(HERE, "sync-converge.yml"), {"fail2ban_jails": []}, "sync-converge")
         results["seed_s"], _output = group.playbook(
-            os.path.join(HERE, "ban.yml"), {"bench_ban_jail": MANUAL_JAIL, "bench_sync_seed": seed(group.containers(),
-                                                                                                 per_host),
+            os.path.join(HERE, "ban.yml"), {"bench_ban_jail": MANUAL_JAIL,
+                                            "bench_sync_seed": seed(group.containers(), per_host),
                                             "bench_ban_ips": "{{ bench_sync_seed[inventory_hostname] }}"},
             "sync-seed")
         results["seed_firewall_s"], _passes, results["before"] = group.wait_firewalls(per_host)

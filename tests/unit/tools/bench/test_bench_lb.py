@@ -38,7 +38,7 @@ def test_the_dict_use_comes_from_the_stats_answer():
 
 def test_reloads_are_counted_once_each():
     assert lb.reload_count(JOURNAL) == 1
-    assert lb.reload_count(JOURNAL.split("Reloading")[0]) == 0
+    assert lb.reload_count(JOURNAL.split("Reloading", maxsplit=1)[0]) == 0
 
 
 def test_pss_sums_the_pss_lines_only():
@@ -71,8 +71,8 @@ def test_a_run_without_both_moments_has_no_latency(summary, problem):
 
 def test_worker_restarts_are_the_workers_that_went_away():
     before = {"master": "100", "workers": ["101", "102"], "reloads": 3}
-    assert lb.processes_changed(before, dict(before)) == {"reloads": 0, "master_replaced": False,
-                                                         "workers_replaced": 0}
+    unchanged = {"reloads": 0, "master_replaced": False, "workers_replaced": 0}
+    assert lb.processes_changed(before, dict(before)) == unchanged
     after = {"master": "100", "workers": ["103", "104"], "reloads": 4}
     assert lb.processes_changed(before, after) == {"reloads": 1, "master_replaced": False, "workers_replaced": 2}
 
