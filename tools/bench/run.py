@@ -119,6 +119,8 @@ def measure(host, args, results, folder):
         if "scale" in args.only or "perpacket" in args.only:
             scale_and_perpacket(host, args, results)
         save(results, args, folder)
+    if host.action is None:  # only standalone phases: they set up the collection's own defaults
+        host.action = args.action = settings.OURS
     for name in (name for name in STANDALONE if name in args.only):
         results[name] = PHASE_MODULES[name].run(host, args)
         if not results["machine"]:  # no per-action phase described it (the web host is converged by now)
