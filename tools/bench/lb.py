@@ -371,7 +371,7 @@ def report_section(results):
     if not lb:
         return []
     settings = results["settings"]["phases"]["lb"]
-    goal = results["goals"]["latency_p95_s"]
+    goal = results["goals"]["lb_latency_p95_s"]
     lines = ["## 6. Behind a load balancer: the NGINX ban back end", "",
              "The web host converged with `playbooks/site.yml` and the README's ALB variables only "
              "(`nginx_ratelimit_real_ip_enabled: true`, the LB trusted and allowlisted; the `%s` jail enforces "
