@@ -235,6 +235,18 @@ def fail2ban_file_problems(files, variable, kind):
     return problems
 
 
+def _sleep_interval_problems(value):
+    """fail2ban_sleep_interval: seconds of fail2ban's sleep step, 0 (its own) or 0.001 to 0.2."""
+    try:
+        seconds = None if isinstance(value, bool) else float(value)
+    except (TypeError, ValueError):
+        seconds = None
+    if seconds is None or not (seconds == 0 or 0.001 <= seconds <= 0.2):
+        return ["fail2ban_sleep_interval is %r: give seconds from 0.001 to 0.2 (e.g. 0.02), or 0 for fail2ban's own "
+                "0.2 s." % (value,)]
+    return []
+
+
 def fail2ban_problems(settings):
     """Every problem in the role's variables (a dict of them, named as in defaults/main.yml); empty when valid.
 
@@ -247,6 +259,8 @@ def fail2ban_problems(settings):
     blocktype = settings.get("fail2ban_blocktype")
     if blocktype not in BLOCKTYPES:
         problems.append("fail2ban_blocktype is %r: give drop (floods get no answer) or reject." % (blocktype,))
+    if "fail2ban_sleep_interval" in settings:
+        problems.extend(_sleep_interval_problems(settings["fail2ban_sleep_interval"]))
     problems.extend(fail2ban_address_problems(settings.get("fail2ban_ignoreip"), "fail2ban_ignoreip"))
 
     manual_enabled = settings.get("fail2ban_manual_jail_enabled")

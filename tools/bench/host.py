@@ -30,9 +30,8 @@ ACTION_MARKER = "/etc/floodguard-bench-action"
 BANACTION_MARKER = "/etc/floodguard-bench-banaction"
 # fail2ban's stock nftables actions instead of floodguard_nftables.py (system "fail2ban-nftables").
 STOCK_OVERRIDE = "/etc/fail2ban/jail.d/zz-floodguard-bench-stock.local"
-# System "floodguard-fast": shorter waits (floodguard_bench_fast.py), an experiment.
-FAST_OVERRIDE = "/etc/fail2ban/jail.d/zz-floodguard-bench-fast.local"
-FAST_ACTION = "/etc/fail2ban/action.d/floodguard_bench_fast.py"
+# System "floodguard-f2b-waits": floodguard with fail2ban's own sleep step (sleepinterval=0), for comparison.
+WAITS_OVERRIDE = "/etc/fail2ban/jail.d/zz-floodguard-bench-waits.local"
 CROWDSEC_UNITS = ("crowdsec", "crowdsec-firewall-bouncer")
 FLOOD = os.path.join(REPO, "tools", "flood.py")
 # Runs tools/flood.py once per argv (JSON list in argv[1]) back to back in one process; each report
@@ -234,7 +233,7 @@ class Host:
         banaction = self.spec["banaction"]
         self.exec("web", ["sh", "-c", "systemctl disable --now %s >/dev/null 2>&1; nft delete table ip crowdsec "
                           "2>/dev/null; nft delete table ip6 crowdsec6 2>/dev/null; rm -f %s; true"
-                          % (" ".join(CROWDSEC_UNITS), " ".join((STOCK_OVERRIDE, FAST_OVERRIDE, FAST_ACTION)))])
+                          % (" ".join(CROWDSEC_UNITS), " ".join((STOCK_OVERRIDE, WAITS_OVERRIDE)))])
         if self.exec("web", ["cat", BANACTION_MARKER], check=False).stdout.strip() != banaction:
             log("converge web with fail2ban_banaction=%s" % banaction)
             extra = {"fail2ban_banaction": banaction, "nginx_ratelimit_allowlist": allowlist}
@@ -248,10 +247,9 @@ class Host:
         if self.spec.get("stock"):
             log("fail2ban's stock nftables actions replace floodguard_nftables.py (%s)" % STOCK_OVERRIDE)
             self.exec("web", ["tee", STOCK_OVERRIDE], stdin=stock_actions(current))
-        if self.spec.get("fast"):
-            log("experiment: fail2ban's waits in 20 ms steps, flush delay 5 ms (%s)" % FAST_OVERRIDE)
-            self.copy(os.path.join(HERE, "floodguard_bench_fast.py"), "web", FAST_ACTION)
-            self.exec("web", ["tee", FAST_OVERRIDE], stdin=fast_actions(current))
+        if self.spec.get("sleep_interval") is not None:
+            log("fail2ban's sleep step of the actions: %s s (%s)" % (self.spec["sleep_interval"], WAITS_OVERRIDE))
+            self.exec("web", ["tee", WAITS_OVERRIDE], stdin=sleep_interval_actions(current, self.spec["sleep_interval"]))
         self.exec("web", ["systemctl", "enable", "fail2ban"], check=False)
         self.exec("web", ["systemctl", "restart", "fail2ban"])
 
@@ -355,9 +353,8 @@ def stock_actions(banactions):
                   banactions)
 
 
-def fast_actions(banactions):
-    """floodguard-banactions.local with a 5 ms flush delay on each floodguard_nftables.py action, and
-    floodguard_bench_fast.py after the first one (fail2ban's waits are process-wide)."""
-    text = re.sub(r'floodguard_nftables\.py\[name=([^,\]]+), ', r'floodguard_nftables.py[name=\1, flushdelay="0.005", ',
+def sleep_interval_actions(banactions, interval):
+    """floodguard-banactions.local with the sleepinterval option of every in-process action set to `interval`
+    (the jail.d override of system "floodguard-f2b-waits")."""
+    return re.sub(r'(floodguard_(?:nftables|nginx)\.py\[[^\n\]]*?)sleepinterval=[^,\]]*', r'\g<1>sleepinterval=%s' % interval,
                   banactions)
-    return re.sub(r'(floodguard_nftables\.py\[[^\n]*\])', r'\1\n         floodguard_bench_fast.py', text, count=1)

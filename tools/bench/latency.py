@@ -2,10 +2,12 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Phase "latency": attack-to-ban, from an attacker's first rejected request to its first dropped one."""
 
+import datetime
 import time
 
 import stats
 from host import log
+from settings import ATTACK_JAIL
 
 # Each attack: a fresh attacker address, 2 connections at up to 200 requests per second, one connection per
 # request; long enough for CrowdSec's default 10 s bouncer poll (flood.py stops after 2 drops).
@@ -17,6 +19,30 @@ def flood_options():
     return ["--requests", SETTINGS["requests"], "--duration", SETTINGS["duration_s"], "--rate", SETTINGS["rate"],
             "--concurrency", SETTINGS["concurrency"], "--timeout", SETTINGS["timeout_s"],
             "--stop-after-drops", SETTINGS["stop_after_drops"]]
+
+
+def log_epoch(line):
+    """The epoch of a fail2ban.log line (its local time stamp, milliseconds)."""
+    return datetime.datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+
+
+def found_epochs(text, address, jail=ATTACK_JAIL):
+    """Epochs of fail2ban's 'Found <address>' notices of `jail` in fail2ban.log text, in order."""
+    marker = "[%s] Found %s " % (jail, address)
+    return [log_epoch(line) for line in text.splitlines() if marker in line + " "]
+
+
+def breakdown(host, source, reject_epoch, ban_epoch, drop_epoch):
+    """Where the latency went: rejection -> first "Found" (the filter read NGINX's line), last "Found" before
+    the "Ban" -> "Ban" (the actions thread's wait for the ticket), "Ban" -> first dropped request sent."""
+    parts = {"fail2ban_ban_to_drop_s": round(drop_epoch - ban_epoch, 3),
+             "reject_to_fail2ban_ban_s": round(ban_epoch - reject_epoch, 3)}
+    text = host.exec("web", ["grep", "-h", "] Found %s" % source, "/var/log/fail2ban.log"], check=False).stdout
+    found = [epoch for epoch in found_epochs(text, source) if epoch <= ban_epoch + 0.001]
+    if found:
+        parts["reject_to_found_s"] = round(found[0] - reject_epoch, 3)
+        parts["found_to_ban_s"] = round(ban_epoch - found[-1], 3)
+    return parts
 
 
 def attack(host, source):
@@ -40,8 +66,7 @@ def attack(host, source):
     run["uncertainty_s"] = round(max(1.0 / SETTINGS["rate"], cycle_s), 4)
     ban_epoch = host.fail2ban_ban_epoch(source)
     if ban_epoch is not None:
-        run["reject_to_fail2ban_ban_s"] = round(ban_epoch - (started + summary["first_reject_s"]), 3)
-        run["fail2ban_ban_to_drop_s"] = round(started + drop_sent - ban_epoch, 3)
+        run.update(breakdown(host, source, started + summary["first_reject_s"], ban_epoch, started + drop_sent))
     return run
 
 
@@ -58,4 +83,6 @@ def run(host, args):
         "uncertainty_s": stats.summarize([item.get("uncertainty_s") for item in runs]),
         "reject_to_fail2ban_ban_s": stats.summarize([item.get("reject_to_fail2ban_ban_s") for item in runs]),
         "fail2ban_ban_to_drop_s": stats.summarize([item.get("fail2ban_ban_to_drop_s") for item in runs]),
+        "reject_to_found_s": stats.summarize([item.get("reject_to_found_s") for item in runs]),
+        "found_to_ban_s": stats.summarize([item.get("found_to_ban_s") for item in runs]),
     }

@@ -297,6 +297,8 @@ def latency_row(results, system, entry, goal):
             "%s–%s" % (seconds(summary.get("min")), seconds(summary.get("max"))),
             seconds((entry.get("uncertainty_s") or {}).get("max")),
             seconds(entry["reject_to_fail2ban_ban_s"].get("median")),
+            seconds((entry.get("reject_to_found_s") or {}).get("median")),
+            seconds((entry.get("found_to_ban_s") or {}).get("median")),
             seconds(entry["fail2ban_ban_to_drop_s"].get("median")), goal_check(summary.get("p95"), goal)]
 
 
@@ -309,9 +311,12 @@ def latency_section(results):
             "From the attacker's first rejected request (HTTP 429) to its first request whose packets the "
             "firewall drops. Uncertainty: the drop began after the previous request was sent, at most one start "
             "interval (1 / rate) or one request's cycle (p90 of the answered ones) earlier. Goal: p95 under %s s. CrowdSec's "
-            "log has whole seconds only, so its \"Ban\" split is not given." % goal, ""] + table(
+            "log has whole seconds only, so its \"Ban\" split is not given. The split (medians, from fail2ban.log): "
+            "rejection → the filter's first \"Found\" (reading NGINX's log line), the last \"Found\" → \"Ban\" (the "
+            "actions thread's wait for the new ticket), \"Ban\" → dropped (the action's flush into the firewall)."
+            % goal, ""] + table(
         ["System", "Runs", "p50", "p95", "min–max", "uncertainty ≤", "rejection → fail2ban \"Ban\"",
-         "\"Ban\" → dropped", "Goal"], rows)
+         "rejection → \"Found\"", "\"Found\" → \"Ban\"", "\"Ban\" → dropped", "Goal"], rows)
 
 
 def timeline_paragraph(results):
@@ -495,11 +500,31 @@ def method_section(results):
             ""]
 
 
+def minutes(value):
+    return "–" if value is None else "%.1f min" % (value / 60.0)
+
+
+def running_time_section(results):
+    """Wall time of each phase (results.json "phase_wall_s"), per system and in total."""
+    walls = results.get("phase_wall_s") or {}
+    if not walls:
+        return []
+    names = [system for system in systems(results) if any(system in per for per in walls.values())]
+    rows = []
+    for phase, per in walls.items():
+        rows.append([phase] + [minutes(per.get(system)) for system in names]
+                    + [minutes(per.get("once")) if "once" in per else "–", minutes(sum(per.values()))])
+    return (["## Running time", "",
+             "Wall time of each phase in this run (per system, or once), and of the whole run: %s." % minutes(
+                 results.get("wall_s")), ""]
+            + table(["Phase"] + [label(results, system) for system in names] + ["once", "total"], rows))
+
+
 # A phase module hooks its report in here: its section(results) -> Markdown lines (see run.py).
 SECTIONS = [header, lead_section, goals_section, latency_section, timeline_paragraph, scale_section,
             restore_section, perpacket_section, memory_section, heal.section, operator_path.section, lb.report_section,
             sync.report_section, waf.section, closing_section,
-            method_section]
+            method_section, running_time_section]
 
 
 def markdown(results):

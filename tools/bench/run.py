@@ -58,9 +58,21 @@ def new_results(args):
         "goals": settings.GOALS,
         "machine": {}, "jail_actions": {}, "memory_idle": {},
         "converge_s": {}, "scale": {}, "perpacket": {}, "notes": [],
+        # Wall seconds of each phase per system ("once" for the testbed and the standalone phases).
+        "phase_wall_s": {},
         # How busy the machine was (other work skews every figure): 1-minute load average, start and end.
         "load_average": {"start": round(os.getloadavg()[0], 1)},
     }
+
+
+def timed(results, phase, system, function, *arguments):
+    """function(*arguments), its wall seconds added to results["phase_wall_s"][phase][system]."""
+    started = time.monotonic()
+    try:
+        return function(*arguments)
+    finally:
+        walls = results.setdefault("phase_wall_s", {}).setdefault(phase, {})
+        walls[system] = round(walls.get(system, 0) + time.monotonic() - started, 1)
 
 
 def prepare(host, args, results, first):
@@ -87,12 +99,17 @@ def scale_and_perpacket(host, args, results):
 
     def after_size(size):
         if with_perpacket and size in args.perpacket_sizes:
-            measured[str(size)] = perpacket.run(host, args, size)
+            measured[str(size)] = timed(results, "perpacket", host.action, perpacket.run, host, args, size)
 
     # Per-packet alone still needs the bans: one scale run per size.
     scale_args = args if "scale" in args.only else argparse.Namespace(**dict(vars(args), repeats=1,
                                                                              large_repeats=1))
+    started = time.monotonic()
     entries = scale.run(host, scale_args, after_size, results["scale"].setdefault(host.action, {}))
+    # scale's own time: without the per-packet measurements it made while its bans were held.
+    walls = results["phase_wall_s"]
+    walls.setdefault("scale", {})[host.action] = round(
+        time.monotonic() - started - walls.get("perpacket", {}).get(host.action, 0), 1)
     if any("cut" in entry for entry in entries.values()) and not results.get("over_budget"):
         results["over_budget"] = True
         results["notes"].append("the time budget of %d s ran out: later repeats were skipped (see the run counts)"
@@ -100,19 +117,19 @@ def scale_and_perpacket(host, args, results):
     for size in args.perpacket_sizes if with_perpacket else ():
         if str(size) not in measured:
             host.reset()
-            measured[str(size)] = perpacket.run(host, args, size)
+            measured[str(size)] = timed(results, "perpacket", host.action, perpacket.run, host, args, size)
     host.reset()
 
 
 def measure(host, args, results, folder):
     """Every phase asked for, per system; results are saved after each phase."""
-    args.sources = host.up(args.distro, args.reuse)
+    args.sources = timed(results, "testbed", "once", host.up, args.distro, args.reuse)
     for index, system in enumerate(args.systems if set(args.only) - set(STANDALONE) else ()):
         args.action = system
-        prepare(host, args, results, first=index == 0)
+        timed(results, "prepare", system, prepare, host, args, results, index == 0)
         for name, module in PHASE_MODULES.items():
             if name in args.only and name not in BUILT_IN + STANDALONE:
-                outcome = module.run(host, args)
+                outcome = timed(results, name, system, module.run, host, args)
                 if outcome is not None:
                     results.setdefault(name, {})[system] = outcome
                 save(results, args, folder)
@@ -122,7 +139,7 @@ def measure(host, args, results, folder):
     if host.action is None:  # only standalone phases: they set up the collection's own defaults
         host.action = args.action = settings.OURS
     for name in (name for name in STANDALONE if name in args.only):
-        results[name] = PHASE_MODULES[name].run(host, args)
+        results[name] = timed(results, name, "once", PHASE_MODULES[name].run, host, args)
         if not results["machine"]:  # no per-action phase described it (the web host is converged by now)
             results["machine"].update(machine.describe(host))
         save(results, args, folder)

@@ -22,14 +22,15 @@ ATTACK_JAIL = "nginx-req-limit"
 #   backend    the firewall its bans land in (what probe.py reads)
 #   stock      fail2ban's own nftables actions replace floodguard_nftables.py (jail.d override)
 #   poll_s     CrowdSec's bouncer: seconds between its polls of the local API (update_frequency)
+#   sleep_interval  the actions' sleepinterval option (jail.d override): fail2ban's sleep step
 #   default    False: only run when --systems names it
 SYSTEMS = {
     "floodguard": {"label": "floodguard (defaults)", "kind": "fail2ban", "banaction": "nftables",
                    "backend": "nftables"},
-    # Not a peer, not run by default: floodguard with fail2ban's 0.2 s ticket wait and the action's 50 ms
-    # flush delay cut to 20 ms and 5 ms (floodguard_bench_fast.py), for the latency it would give.
-    "floodguard-fast": {"label": "floodguard, bench-tuned waits (experiment)", "kind": "fail2ban",
-                        "banaction": "nftables", "backend": "nftables", "fast": True, "default": False},
+    # Not a peer, not run by default: floodguard with fail2ban's own 0.2 s sleep step (fail2ban_sleep_interval: 0),
+    # what the role's 20 ms step buys in latency and costs in idle CPU (tools/bench/waits.py).
+    "floodguard-f2b-waits": {"label": "floodguard, fail2ban's own 0.2 s sleep step (comparison)", "kind": "fail2ban",
+                             "banaction": "nftables", "backend": "nftables", "sleep_interval": 0, "default": False},
     "fail2ban-nftables": {"label": "fail2ban, stock nftables action", "kind": "fail2ban", "banaction": "nftables",
                           "backend": "nftables", "stock": True},
     "fail2ban-iptables": {"label": "fail2ban, iptables-multiport (original recipe)", "kind": "fail2ban",
@@ -83,8 +84,8 @@ testbed is removed at the end (--keep to keep it). Results: bench/results/<UTC t
   tools/bench.sh                          full run
   BENCH_QUICK=1 tools/bench.sh            quick: N = 10,000, fewer attacks, shorter caps and windows
   tools/bench.sh --only latency,timeline  a subset
-  tools/bench.sh --systems floodguard,floodguard-fast --only latency
-                                          the experiment: fail2ban's ticket wait in 20 ms steps, 5 ms flush
+  tools/bench.sh --systems floodguard,floodguard-f2b-waits --only latency
+                                          the role's 20 ms sleep step against fail2ban's own 0.2 s
 """
 
 

@@ -25,9 +25,13 @@ import threading
 import time
 
 from fail2ban.server.actions import ActionBase
+from fail2ban.server.utils import Utils
 
 # A systematic failure must not write thousands of identical lines into the fail2ban log.
 MAX_ERRORS_LOGGED = 10
+# A lone change (one attacker's ban) is written this long after it arrived; only a burst (more changes
+# arriving meanwhile) waits the whole flushdelay, so that it still goes out as one batch.
+LONE_CHANGE_WAIT_S = 0.005
 
 
 def load_sibling(file_name, module_name):
@@ -153,11 +157,14 @@ class BatchingAction(ActionBase):
         return pending
 
     def _shorten_ticket_wait(self):
-        """Cap the sleeptime of fail2ban's actions thread at the ``ticketwait`` option.
+        """Cap the sleeptime of fail2ban's actions thread at the ``ticketwait`` option, and fail2ban's
+        sleep step (Utils.DEFAULT_SLEEP_INTERVAL) at the ``sleepinterval`` option.
 
         That thread looks for the filter's new fail tickets in waits that grow from 0.2 s to 0.8 s
         (Utils.wait_for, up to its sleeptime of 2 s); the loop it shortens only checks a queue and
-        the next unban time.
+        the next unban time. Each sleep of Utils.wait_for is a multiple of the sleep step (0.2 s), so
+        even a capped wait is one 0.2 s step: the step sets the reaction time. The step is fail2ban's
+        own for the whole process (its filters' waits too): the smallest of the actions' wins.
         """
         actions = getattr(self._jail, "actions", None)
         current = getattr(actions, "sleeptime", None)
@@ -166,6 +173,22 @@ class BatchingAction(ActionBase):
             actions.sleeptime = ticketwait
             self._logSys.debug("[%s] %s: actions thread waits at most %s s for new tickets (was %s s)",
                                self._jail.name, self._name, ticketwait, current)
+        interval = getattr(self._settings, "sleepinterval", 0)
+        if interval and Utils.DEFAULT_SLEEP_INTERVAL > interval:
+            self._logSys.debug("[%s] %s: fail2ban's waits sleep in steps of %s s (were %s s)",
+                               self._jail.name, self._name, interval, Utils.DEFAULT_SLEEP_INTERVAL)
+            Utils.DEFAULT_SLEEP_INTERVAL = interval
+
+    def _gather(self):
+        """Sleep until the pending changes are one batch: LONE_CHANGE_WAIT_S for a lone change, the
+        whole flushdelay when more arrived meanwhile (a banip call with thousands of addresses, a restore)."""
+        flushdelay = self._settings.flushdelay
+        first = min(LONE_CHANGE_WAIT_S, flushdelay)
+        time.sleep(first)
+        with self._lock:
+            burst = len(self._pending) > 1
+        if burst and flushdelay > first and not self._stopping:
+            time.sleep(flushdelay - first)
 
     def _start_flusher(self):
         self._stopping = False
@@ -184,9 +207,8 @@ class BatchingAction(ActionBase):
     def _flush_loop(self):
         while True:
             woken = self._wakeup.wait(self._idle_timeout())
-            # Let a burst (a banip call with thousands of addresses, a restore) gather into one batch.
             if woken and self._settings.flushdelay and not self._stopping:
-                time.sleep(self._settings.flushdelay)
+                self._gather()
             self._wakeup.clear()
             # Checked after clear(): a stop signalled during the sleep is not lost; stop() handles what is left.
             if self._stopping:

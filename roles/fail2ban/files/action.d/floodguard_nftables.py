@@ -11,8 +11,9 @@ Options: ``allowlist`` (addresses and networks never blocked, even if banned), `
 (names, numbers, low:high ranges; 0:65535 or all = every port), ``protocol``
 (tcp, udp, ... or all), ``blocktype`` (drop, reject, reject with ...), ``name`` (names the sets;
 default: the jail's name), ``chainpriority`` (default -10, before the filter chains) and
-``flushdelay`` (default 0.05 s: how long a burst of bans gathers before it is written) and
-``ticketwait`` (default 0.2 s, see below; 0 keeps fail2ban's own).
+``flushdelay`` (default 0.05 s: how long a burst of bans gathers before it is written; a lone ban
+goes after 5 ms), ``ticketwait`` (default 0.2 s, see below; 0 keeps fail2ban's own) and
+``sleepinterval`` (default 0.02 s, see below; 0 keeps fail2ban's own 0.2 s).
 Twice in one jail (say tcp and udp), each needs its own ``actname=`` and ``name=``. It uses
 libnftables (Debian package python3-nftables) and falls back to one ``nft`` run per batch.
 Port lists are parsed by floodguard_ports.py next to this file (the collection's
@@ -34,7 +35,9 @@ Reaction time: fail2ban's actions thread looks for the filter's new fail tickets
 from 0.2 s to 0.8 s (Utils.wait_for, up to the thread's sleeptime of 2 s), so a ban started up to
 0.8 s after the filter had found the offender. The action caps that thread's sleeptime at
 ``ticketwait`` when it starts, so the wait is one 0.2 s step at most; the loop it shortens only
-checks a queue and the next unban time.
+checks a queue and the next unban time. fail2ban's sleep step (Utils.DEFAULT_SLEEP_INTERVAL, 0.2 s, for
+the whole process) is set to ``sleepinterval``, which brings that wait down to 20 ms steps; the cost is
+more wake-ups of fail2ban's idle threads (README, "Reaction time").
 
 Firewall layout, in the shared table ``inet floodguard`` (each jail owns its own names, so one
 jail never touches another jail's bans):
@@ -77,7 +80,8 @@ PORT_PROTOCOLS = frozenset(("tcp", "udp", "sctp", "dccp", "udplite"))
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,200}$")
 BLOCKTYPE_PATTERN = re.compile(r"^(drop|reject(?: with [a-z0-9 -]+)?)$")
 # What a jail may set, as in action = floodguard_nftables.py[port="http,https", ...].
-OPTIONS = ("name", "port", "protocol", "blocktype", "chainpriority", "flushdelay", "ticketwait", "allowlist")
+OPTIONS = ("name", "port", "protocol", "blocktype", "chainpriority", "flushdelay", "ticketwait", "sleepinterval",
+           "allowlist")
 # Elements per nft command: keeps each netlink transaction and its error message small.
 CHUNK = 5000
 MAX_ERRORS_LOGGED = batching.MAX_ERRORS_LOGGED
@@ -141,7 +145,7 @@ class Settings(batching.ActionSettings):
     OPTIONS = OPTIONS
 
     def __init__(self, jail_name, name=None, port="0:65535", protocol="tcp", blocktype="drop",
-                 chainpriority="-10", flushdelay="0.05", ticketwait="0.2", allowlist=""):
+                 chainpriority="-10", flushdelay="0.05", ticketwait="0.2", sleepinterval="0.02", allowlist=""):
         self.name = str(name or jail_name)
         self.allowlist = parse_allowlist(allowlist)
         if not NAME_PATTERN.match(self.name):
@@ -155,13 +159,17 @@ class Settings(batching.ActionSettings):
             self.priority = int(chainpriority)
             self.flushdelay = float(flushdelay)
             self.ticketwait = float(ticketwait)
+            self.sleepinterval = float(sleepinterval)
         except ValueError:
             raise NftablesConfigError(
-                "chainpriority must be an integer (e.g. -10), flushdelay and ticketwait numbers of seconds (e.g. 0.05, 0.2)") from None
+                "chainpriority must be an integer (e.g. -10), flushdelay, sleepinterval and ticketwait numbers of seconds "
+                "(e.g. 0.05, 0.02, 0.2)") from None
         if not 0 <= self.flushdelay <= 1:
             raise NftablesConfigError("flushdelay: %r s; bans must reach the firewall fast, use 0 to 1" % flushdelay)
         if not 0 <= self.ticketwait <= 2:
             raise NftablesConfigError("ticketwait: %r s; use 0 (fail2ban's own waits) or up to 2" % ticketwait)
+        if not (self.sleepinterval == 0 or 0.001 <= self.sleepinterval <= 0.2):
+            raise NftablesConfigError("sleepinterval: %r s; use 0 (fail2ban's own 0.2 s) or 0.001 to 0.2" % sleepinterval)
         self.chain = "f2b-%s" % self.name
         # set name by (IP version, is a network)
         self.sets = {

@@ -18,8 +18,8 @@ Options: ``name`` (default: the jail's name), ``socket`` (the management socket)
 the jail's bans are kept for NGINX to load after a restart: <statedir>/<name>.bans), ``allowlist``
 (addresses and networks never sent to NGINX), ``flushdelay`` (default 0.05 s: how long a burst of bans
 gathers before it is sent), ``checkinterval`` (default 5 s: how often the action compares NGINX's count
-of the jail's bans with its own, and sends them all again if they differ) and ``ticketwait`` (as in
-floodguard_nftables.py). The batching core is floodguard_batching.py next to this file. Check the options
+of the jail's bans with its own, and sends them all again if they differ), ``ticketwait`` and
+``sleepinterval`` (as in floodguard_nftables.py). The batching core is floodguard_batching.py next to this file. Check the options
 of every jail (``fail2ban-client -t`` does not load Python actions)::
 
     python3 /etc/fail2ban/action.d/floodguard_check.py --check-config
@@ -54,7 +54,7 @@ ports = batching.load_sibling("floodguard_ports.py", "floodguard_ports")
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 PATH_PATTERN = re.compile(r"^/[^\s'\"\\;{}#]*$")
-OPTIONS = ("name", "socket", "statedir", "allowlist", "flushdelay", "checkinterval", "ticketwait")
+OPTIONS = ("name", "socket", "statedir", "allowlist", "flushdelay", "checkinterval", "ticketwait", "sleepinterval")
 # Elements per request: keeps each request below the management server's body buffer (16m).
 CHUNK = 5000
 TIMEOUT = 30
@@ -81,7 +81,7 @@ class Settings(batching.ActionSettings):
 
     def __init__(self, jail_name, name=None, socket="/run/floodguard-nginx/ban.sock",  # pylint: disable=redefined-outer-name
                  statedir="/var/lib/floodguard/nginx-bans", allowlist="", flushdelay="0.05", checkinterval="5",
-                 ticketwait="0.2"):
+                 ticketwait="0.2", sleepinterval="0.02"):
         self.name = str(name or jail_name)
         if not NAME_PATTERN.match(self.name):
             raise NginxBanConfigError("name: %r must be 1 to 64 letters, digits, '_', '.' or '-'" % self.name)
@@ -95,14 +95,18 @@ class Settings(batching.ActionSettings):
             self.flushdelay = float(flushdelay)
             self.checkinterval = float(checkinterval)
             self.ticketwait = float(ticketwait)
+            self.sleepinterval = float(sleepinterval)
         except ValueError:
-            raise NginxBanConfigError("flushdelay, checkinterval and ticketwait must be numbers of seconds (e.g. 0.05, 5, 0.2)") from None
+            raise NginxBanConfigError("flushdelay, checkinterval, ticketwait and sleepinterval must be numbers of seconds "
+                                      "(e.g. 0.05, 5, 0.2, 0.02)") from None
         if not 0 <= self.flushdelay <= 1:
             raise NginxBanConfigError("flushdelay: %r s; bans must reach NGINX fast, use 0 to 1" % flushdelay)
         if not 0.5 <= self.checkinterval <= 3600:
             raise NginxBanConfigError("checkinterval: %r s; use 0.5 to 3600" % checkinterval)
         if not 0 <= self.ticketwait <= 2:
             raise NginxBanConfigError("ticketwait: %r s; use 0 (fail2ban's own waits) or up to 2" % ticketwait)
+        if not (self.sleepinterval == 0 or 0.001 <= self.sleepinterval <= 0.2):
+            raise NginxBanConfigError("sleepinterval: %r s; use 0 (fail2ban's own 0.2 s) or 0.001 to 0.2" % sleepinterval)
         self.statefile = os.path.join(self.statedir, "%s.bans" % self.name)
 
     @classmethod

@@ -11,10 +11,10 @@ host = bench_modules.load("host")
 
 # The role's floodguard-banactions.local as rendered on the bench's web host (roles/fail2ban/templates).
 BANACTIONS = """[nginx-req-limit]
-action = floodguard_nftables.py[name=nginx-req-limit, port="http,https", protocol="tcp", blocktype=drop, allowlist="127.0.0.0/8 ::1 172.29.50.30/32"]
+action = floodguard_nftables.py[name=nginx-req-limit, port="http,https", protocol="tcp", blocktype=drop, sleepinterval=0.02, allowlist="127.0.0.0/8 ::1 172.29.50.30/32"]
 
 [manual]
-action = floodguard_nftables.py[name=manual, port="all", protocol="tcp,udp", blocktype=drop, allowlist="127.0.0.0/8 ::1"]
+action = floodguard_nftables.py[name=manual, port="all", protocol="tcp,udp", blocktype=drop, sleepinterval=0.02, allowlist="127.0.0.0/8 ::1"]
 """
 
 
@@ -35,8 +35,9 @@ def test_the_systems_ban_daemons_are_the_units_a_restart_restarts(monkeypatch):
     assert bench.units == ("fail2ban",) and bench.backend == "iptables-multiport"
 
 
-def test_the_fast_experiment_cuts_the_flush_delay_and_adds_its_action_once():
-    text = host.fast_actions(BANACTIONS)
-    assert text.count('flushdelay="0.005"') == 2
-    assert text.count("floodguard_bench_fast.py") == 1
-    assert 'allowlist="127.0.0.0/8 ::1 172.29.50.30/32"]\n         floodguard_bench_fast.py\n' in text
+def test_the_comparison_system_gives_every_in_process_action_fail2bans_own_sleep_step():
+    banactions = BANACTIONS + ('         floodguard_nginx.py[name=manual, socket=/run/floodguard-nginx/ban.sock, '
+                               'statedir=/var/lib/floodguard/nginx-bans, sleepinterval=0.02, allowlist="127.0.0.0/8 ::1"]\n')
+    text = host.sleep_interval_actions(banactions, 0)
+    assert text.count("sleepinterval=0,") == 3 and "sleepinterval=0.02" not in text
+    assert text.replace("sleepinterval=0,", "sleepinterval=0.02,") == banactions

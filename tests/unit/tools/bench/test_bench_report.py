@@ -96,3 +96,51 @@ def test_write_renders_results_md_next_to_results_json(results, tmp_path):
     report.write(results, str(tmp_path))
     assert (tmp_path / "results.md").read_text() == report.markdown(results)
     assert not (tmp_path / "timeline.png").exists()
+
+
+def test_the_latency_table_splits_the_time_at_found_and_ban(results):
+    entry = results["latency"]["floodguard"]
+    entry["reject_to_found_s"] = {"n": 2, "median": 0.011}
+    entry["found_to_ban_s"] = {"n": 2, "median": 0.034}
+    text = report.markdown(results)
+    assert "| rejection → \"Found\" | \"Found\" → \"Ban\" | \"Ban\" → dropped |" in text
+    row = cells(text, results["settings"]["system_labels"]["floodguard"])
+    assert row[7:9] == ["11 ms", "34 ms"]
+    # A results.json from before the split (and CrowdSec's rows) shows dashes.
+    assert cells(text, results["settings"]["system_labels"]["crowdsec"])[7:9] == ["–", "–"]
+
+
+def test_the_running_time_has_a_row_per_phase_and_a_total(results):
+    results["phase_wall_s"] = {"testbed": {"once": 30.0}, "prepare": {"floodguard": 60.0, "crowdsec": 42.0},
+                               "latency": {"floodguard": 90.0, "crowdsec": 240.0}, "lb": {"once": 300.0}}
+    results["wall_s"] = 780.0
+    text = report.markdown(results)
+    assert "the whole run: 13.0 min" in text
+    assert cells(text, "Phase")[1:] == [results["settings"]["system_labels"]["floodguard"],
+                                        results["settings"]["system_labels"]["crowdsec"], "once", "total"]
+    assert cells(text, "latency")[1:] == ["1.5 min", "4.0 min", "–", "5.5 min"]
+    assert cells(text, "lb")[1:] == ["–", "–", "5.0 min", "5.0 min"]
+
+
+def test_a_run_without_phase_times_has_no_running_time_section(results):
+    results.pop("phase_wall_s", None)
+    assert "## Running time" not in report.markdown(results)
+
+
+def test_the_plot_has_one_panel_per_system_on_a_shared_time_axis(results, tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+
+    saved = {}
+    monkeypatch.setattr(plt, "close", lambda figure: saved.setdefault("figure", figure))
+    bucket = {"t": 0.0, "served": 4, "rejected": 0, "dropped": 0}
+    results["timeline"] = {system: {"attacker": [bucket, dict(bucket, t=6.0, served=10, rejected=20)],
+                                    "client": [dict(bucket, served=5)], "first_reject_t": 6.1, "fail2ban_ban_t": 6.2,
+                                    "first_drop_sent_t": 6.3 if system == "floodguard" else 14.0, "timeout_s": 0.5}
+                           for system in results["settings"]["systems"]}
+    report.write(results, str(tmp_path))
+    assert (tmp_path / "timeline.png").stat().st_size > 0
+    panels = saved["figure"].axes
+    assert [axes.get_title() for axes in panels] == [results["settings"]["system_labels"][name]
+                                                     for name in results["settings"]["systems"]]
+    assert panels[0].get_shared_x_axes().joined(panels[0], panels[-1])

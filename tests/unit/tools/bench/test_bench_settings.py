@@ -23,7 +23,7 @@ def test_quick_runs_fewer_sizes_and_repeats_and_never_publishes():
 def test_a_full_run_publishes_the_docs():
     args = settings.parse_args([], environ={})
     assert args.sizes == [10000, 100000]
-    assert args.systems == settings.DEFAULT_SYSTEMS and "floodguard-fast" not in args.systems
+    assert args.systems == settings.DEFAULT_SYSTEMS and "floodguard-f2b-waits" not in args.systems
     assert args.docs is True
     assert settings.parse_args(["--only", "latency"], environ={}).docs is False
 

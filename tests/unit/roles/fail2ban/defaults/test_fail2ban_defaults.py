@@ -103,6 +103,9 @@ def test_jail_names_are_unique_including_the_manual_jail():
     [
         ({"fail2ban_banaction": "ufw"}, "fail2ban_banaction is 'ufw': give nftables or iptables-multiport"),
         ({"fail2ban_blocktype": "DROP"}, "fail2ban_blocktype is 'DROP'"),
+        ({"fail2ban_sleep_interval": 0.5}, "fail2ban_sleep_interval is 0.5: give seconds from 0.001 to 0.2"),
+        ({"fail2ban_sleep_interval": "soon"}, "fail2ban_sleep_interval is 'soon'"),
+        ({"fail2ban_sleep_interval": 0.0001}, "or 0 for fail2ban's own 0.2 s"),
         ({"fail2ban_ignoreip": ["198.51.100.0/24", "10.0.0.0/33"]}, "fail2ban_ignoreip holds '10.0.0.0/33'"),
         ({"fail2ban_ignoreip": "10.0.0.1"}, "fail2ban_ignoreip must be a list"),
         ({"fail2ban_manual_jail_name": "my jail"}, "fail2ban_manual_jail_name is 'my jail'"),
@@ -129,6 +132,8 @@ def test_bad_settings_are_named_with_the_fix(changes, fragment):
 def test_settings_from_the_command_line_are_accepted():
     # -e gives strings.
     assert f2b.fail2ban_problems(with_changes(fail2ban_recidive_enabled=True, fail2ban_recidive_maxretry="3")) == []
+    assert f2b.fail2ban_problems(with_changes(fail2ban_sleep_interval="0")) == []
+    assert f2b.fail2ban_problems(with_changes(fail2ban_sleep_interval="0.05")) == []
     assert f2b.fail2ban_problems(with_changes(fail2ban_jails=[dict(DEFAULT_JAIL, maxretry="2", bantime="-1")])) == []
 
 

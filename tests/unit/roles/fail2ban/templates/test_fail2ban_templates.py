@@ -65,9 +65,10 @@ def test_every_jail_bans_through_the_fast_nftables_action_with_drop_and_the_allo
     assert actions["DEFAULT"] == {"banaction": "nftables-multiport", "banaction_allports": "nftables-allports"}
     allowlist = 'allowlist="127.0.0.0/8 ::1 192.0.2.10 198.51.100.0/24"'
     assert actions["nginx-req-limit"]["action"] == (
-        'floodguard_nftables.py[name=nginx-req-limit, port="http,https", protocol="tcp", blocktype=drop, %s]' % allowlist)
+        'floodguard_nftables.py[name=nginx-req-limit, port="http,https", protocol="tcp", blocktype=drop, sleepinterval=0.02, '
+        '%s]' % allowlist)
     assert actions["manual"]["action"] == (
-        'floodguard_nftables.py[name=manual, port="all", protocol="tcp,udp", blocktype=drop, %s]' % allowlist)
+        'floodguard_nftables.py[name=manual, port="all", protocol="tcp,udp", blocktype=drop, sleepinterval=0.02, %s]' % allowlist)
     assert actions["sshd"]["action"].startswith('floodguard_nftables.py[name=sshd, port="ssh", ')
 
 
@@ -129,10 +130,17 @@ def test_jails_file_with_increment_recidive_and_options():
     assert jails["sshd"] == {"enabled": "false"}
 
 
+def test_the_sleep_interval_goes_to_every_in_process_action():
+    # 0 keeps fail2ban's own sleep step (the actions leave Utils.DEFAULT_SLEEP_INTERVAL alone).
+    actions = sections(render("banactions.local.j2", fail2ban_ban_backends=["firewall", "nginx"], fail2ban_sleep_interval=0))
+    for line in actions["nginx-req-limit"]["action"].split("\n"):
+        assert ", sleepinterval=0, " in line
+
+
 def test_the_nginx_back_end_adds_the_nginx_action_to_every_managed_jail_but_sshd():
     actions = sections(render("banactions.local.j2", fail2ban_ban_backends=["firewall", "nginx"], fail2ban_recidive_enabled=True))
     nginx = ('floodguard_nginx.py[name=%s, socket=/run/floodguard-nginx/ban.sock, statedir=/var/lib/floodguard/nginx-bans, '
-             'allowlist="127.0.0.0/8 ::1 192.0.2.10"]')
+             'sleepinterval=0.02, allowlist="127.0.0.0/8 ::1 192.0.2.10"]')
     for jail in ("nginx-req-limit", "manual", "recidive"):
         firewall, second = actions[jail]["action"].split("\n")
         assert firewall.startswith("floodguard_nftables.py[name=%s," % jail)

@@ -18,6 +18,7 @@ import logging
 import os
 import shutil
 import subprocess
+import sys
 import time
 import types
 
@@ -118,6 +119,9 @@ def test_port_and_protocol_become_an_nft_match(port, protocol, expected):
         ({"flushdelay": "5"}, "flushdelay"),
         ({"ticketwait": "10"}, "ticketwait: '10' s"),
         ({"ticketwait": "soon"}, "ticketwait numbers of seconds"),
+        ({"sleepinterval": "0.5"}, "sleepinterval: '0.5' s; use 0"),
+        ({"sleepinterval": "0.0001"}, "sleepinterval: '0.0001' s"),
+        ({"sleepinterval": "fast"}, "flushdelay, sleepinterval and ticketwait numbers"),
         ({"allowlist": "192.0.2.1 office.example"}, "allowlist: 'office.example' is not an IP address"),
     ],
 )
@@ -162,9 +166,10 @@ def test_bans_and_unbans_reach_the_sets_in_batches():
         for ip in v4 + ["2001:db8::1", "203.0.113.0/24", "2001:db8:1::/48"]:
             ban(action, jail, ip)
         assert wait_for(lambda: len(elements("f2b-manual-v4")) == 6000)
+        # a loaded machine may split the burst into batches: wait for the last one
+        assert wait_for(lambda: elements("f2b-manual-v6net") == ["2001:db8:1::/48"])
         assert elements("f2b-manual-v6") == ["2001:db8::1"]
         assert elements("f2b-manual-v4net") == ["203.0.113.0/24"]
-        assert elements("f2b-manual-v6net") == ["2001:db8:1::/48"]
         chain = nft("list", "chain", "inet", "floodguard", "f2b-manual")
         assert "hook input priority filter - 10;" in chain
         assert "tcp dport { 80, 443 } ip saddr @f2b-manual-v4 drop" in chain
@@ -277,6 +282,53 @@ def test_start_shortens_the_wait_of_fail2bans_actions_thread(options, sleeptime)
     action.start()
     try:
         assert jail.actions.sleeptime == sleeptime
+    finally:
+        action.stop()
+
+
+@pytest.fixture(name="sleep_step")
+def fail2bans_sleep_step():
+    """fail2ban's process-wide sleep step (Utils.DEFAULT_SLEEP_INTERVAL), put back after the test."""
+    utils = sys.modules["fail2ban.server.utils"].Utils
+    original = utils.DEFAULT_SLEEP_INTERVAL
+    utils.DEFAULT_SLEEP_INTERVAL = 0.2
+    yield utils
+    utils.DEFAULT_SLEEP_INTERVAL = original
+
+
+@pytest.mark.usefixtures("netns")
+@pytest.mark.parametrize("options, step", [({}, 0.02), ({"sleepinterval": "0.05"}, 0.05), ({"sleepinterval": "0"}, 0.2)])
+def test_start_sets_fail2bans_sleep_step(sleep_step, options, step):
+    # Every wait of fail2ban's actions thread is a multiple of the step: a capped wait is still one 0.2 s step.
+    _jail, action = make_action(**options)
+    action.start()
+    try:
+        assert sleep_step.DEFAULT_SLEEP_INTERVAL == step
+        # Another jail's action never makes the step longer again (it is the whole process's).
+        _other_jail, other = make_action("other", sleepinterval="0.1")
+        other.start()
+        assert sleep_step.DEFAULT_SLEEP_INTERVAL == min(step, 0.1)
+        other.stop()
+    finally:
+        action.stop()
+
+
+@pytest.mark.usefixtures("netns")
+def test_a_lone_ban_does_not_wait_for_the_flush_delay_and_a_burst_does():
+    jail, action = make_action(flushdelay="1")
+    action.start()
+    try:
+        started = time.monotonic()
+        ban(action, jail, "192.0.2.1")  # one attacker: written after a few milliseconds
+        assert wait_for(lambda: elements("f2b-manual-v4") == ["192.0.2.1"], timeout=0.8)
+        assert time.monotonic() - started < 0.8
+        started = time.monotonic()
+        for number in range(2, 40):  # a burst: gathered for the whole flush delay, then one batch
+            ban(action, jail, "192.0.2.%d" % number)
+        time.sleep(0.5)
+        assert elements("f2b-manual-v4") == ["192.0.2.1"]
+        assert wait_for(lambda: len(elements("f2b-manual-v4")) == 39, timeout=2)
+        assert time.monotonic() - started >= 1
     finally:
         action.stop()
 
