@@ -33,14 +33,17 @@ def found_epochs(text, address, jail=ATTACK_JAIL):
 
 
 def breakdown(host, source, reject_epoch, ban_epoch, drop_epoch):
-    """Where the latency went: rejection -> first "Found" (the filter read NGINX's line), last "Found" before
-    the "Ban" -> "Ban" (the actions thread's wait for the ticket), "Ban" -> first dropped request sent."""
+    """Where the latency went: rejection -> first "Found" (the filter read NGINX's line), first -> last "Found"
+    before the "Ban" (the jail's maxretry-th rejection), last "Found" -> "Ban" (the actions thread's wait for
+    the ticket), "Ban" -> first dropped request sent (the action's flush)."""
     parts = {"fail2ban_ban_to_drop_s": round(drop_epoch - ban_epoch, 3),
              "reject_to_fail2ban_ban_s": round(ban_epoch - reject_epoch, 3)}
     text = host.exec("web", ["grep", "-h", "] Found %s" % source, "/var/log/fail2ban.log"], check=False).stdout
     found = [epoch for epoch in found_epochs(text, source) if epoch <= ban_epoch + 0.001]
     if found:
         parts["reject_to_found_s"] = round(found[0] - reject_epoch, 3)
+        # maxretry rejections: the later ones come as NGINX rejects the flood's next requests.
+        parts["found_to_last_found_s"] = round(found[-1] - found[0], 3)
         parts["found_to_ban_s"] = round(ban_epoch - found[-1], 3)
     return parts
 
@@ -84,5 +87,6 @@ def run(host, args):
         "reject_to_fail2ban_ban_s": stats.summarize([item.get("reject_to_fail2ban_ban_s") for item in runs]),
         "fail2ban_ban_to_drop_s": stats.summarize([item.get("fail2ban_ban_to_drop_s") for item in runs]),
         "reject_to_found_s": stats.summarize([item.get("reject_to_found_s") for item in runs]),
+        "found_to_last_found_s": stats.summarize([item.get("found_to_last_found_s") for item in runs]),
         "found_to_ban_s": stats.summarize([item.get("found_to_ban_s") for item in runs]),
     }

@@ -298,6 +298,7 @@ def latency_row(results, system, entry, goal):
             seconds((entry.get("uncertainty_s") or {}).get("max")),
             seconds(entry["reject_to_fail2ban_ban_s"].get("median")),
             seconds((entry.get("reject_to_found_s") or {}).get("median")),
+            seconds((entry.get("found_to_last_found_s") or {}).get("median")),
             seconds((entry.get("found_to_ban_s") or {}).get("median")),
             seconds(entry["fail2ban_ban_to_drop_s"].get("median")), goal_check(summary.get("p95"), goal)]
 
@@ -312,11 +313,12 @@ def latency_section(results):
             "firewall drops. Uncertainty: the drop began after the previous request was sent, at most one start "
             "interval (1 / rate) or one request's cycle (p90 of the answered ones) earlier. Goal: p95 under %s s. CrowdSec's "
             "log has whole seconds only, so its \"Ban\" split is not given. The split (medians, from fail2ban.log): "
-            "rejection → the filter's first \"Found\" (reading NGINX's log line), the last \"Found\" → \"Ban\" (the "
+            "rejection → the filter's first \"Found\" (reading NGINX's log line), first → last \"Found\" (NGINX "
+            "rejecting the flood's next requests, up to the jail's maxretry), the last \"Found\" → \"Ban\" (the "
             "actions thread's wait for the new ticket), \"Ban\" → dropped (the action's flush into the firewall)."
             % goal, ""] + table(
         ["System", "Runs", "p50", "p95", "min–max", "uncertainty ≤", "rejection → fail2ban \"Ban\"",
-         "rejection → \"Found\"", "\"Found\" → \"Ban\"", "\"Ban\" → dropped", "Goal"], rows)
+         "rejection → \"Found\"", "→ last \"Found\"", "\"Found\" → \"Ban\"", "\"Ban\" → dropped", "Goal"], rows)
 
 
 def timeline_paragraph(results):

@@ -40,8 +40,8 @@ def test_the_breakdown_splits_rejection_to_drop_at_found_and_ban():
     parts = latency.breakdown(host, "172.29.50.101", reject, ban, ban + 0.012)
     # The filter read the first rejection 11 ms after it; the ticket waited 14 ms after the second "Found";
     # a "Found" after the "Ban" (requests already on their way) is not the one that led to it.
-    assert parts == {"reject_to_found_s": 0.011, "found_to_ban_s": 0.014, "reject_to_fail2ban_ban_s": 0.031,
-                     "fail2ban_ban_to_drop_s": 0.012}
+    assert parts == {"reject_to_found_s": 0.011, "found_to_last_found_s": 0.006, "found_to_ban_s": 0.014,
+                     "reject_to_fail2ban_ban_s": 0.031, "fail2ban_ban_to_drop_s": 0.012}
 
 
 def test_without_found_notices_only_the_ban_split_is_given():

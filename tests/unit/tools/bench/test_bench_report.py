@@ -101,13 +101,14 @@ def test_write_renders_results_md_next_to_results_json(results, tmp_path):
 def test_the_latency_table_splits_the_time_at_found_and_ban(results):
     entry = results["latency"]["floodguard"]
     entry["reject_to_found_s"] = {"n": 2, "median": 0.011}
+    entry["found_to_last_found_s"] = {"n": 2, "median": 0.021}
     entry["found_to_ban_s"] = {"n": 2, "median": 0.034}
     text = report.markdown(results)
-    assert "| rejection → \"Found\" | \"Found\" → \"Ban\" | \"Ban\" → dropped |" in text
+    assert "| rejection → \"Found\" | → last \"Found\" | \"Found\" → \"Ban\" | \"Ban\" → dropped |" in text
     row = cells(text, results["settings"]["system_labels"]["floodguard"])
-    assert row[7:9] == ["11 ms", "34 ms"]
+    assert row[7:10] == ["11 ms", "21 ms", "34 ms"]
     # A results.json from before the split (and CrowdSec's rows) shows dashes.
-    assert cells(text, results["settings"]["system_labels"]["crowdsec"])[7:9] == ["–", "–"]
+    assert cells(text, results["settings"]["system_labels"]["crowdsec"])[7:10] == ["–", "–", "–"]
 
 
 def test_the_running_time_has_a_row_per_phase_and_a_total(results):
