@@ -17,7 +17,7 @@ import settings
 from host import log
 
 SETTINGS = {"nftables_sizes": [10000, 100000], "quick_nftables_sizes": [1000, 10000], "iptables_bans": 1000,
-            "idle_s": 60, "quick_idle_s": 20, "deadline_s": 300}
+            "idle_s": 30, "quick_idle_s": 20, "deadline_s": 300}
 FAULTS = {
     "nftables": [
         ("systemctl restart nftables", "systemctl restart nftables"),

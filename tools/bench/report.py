@@ -313,12 +313,12 @@ def latency_section(results):
             "firewall drops. Uncertainty: the drop began after the previous request was sent, at most one start "
             "interval (1 / rate) or one request's cycle (p90 of the answered ones) earlier. Goal: p95 under %s s. CrowdSec's "
             "log has whole seconds only, so its \"Ban\" split is not given. The split (medians, from fail2ban.log): "
-            "rejection → the filter's first \"Found\" (reading NGINX's log line), first → last \"Found\" (NGINX "
-            "rejecting the flood's next requests, up to the jail's maxretry), the last \"Found\" → \"Ban\" (the "
-            "actions thread's wait for the new ticket), \"Ban\" → dropped (the action's flush into the firewall)."
+            "rejection → the filter's first \"Found\" (reading NGINX's log line), → the jail's maxretry-th \"Found\" "
+            "(NGINX rejecting the flood's next requests; the ticket is then due), that \"Found\" → \"Ban\" (the "
+            "actions thread's wait for the due ticket), \"Ban\" → dropped (the action's flush into the firewall)."
             % goal, ""] + table(
         ["System", "Runs", "p50", "p95", "min–max", "uncertainty ≤", "rejection → fail2ban \"Ban\"",
-         "rejection → \"Found\"", "→ last \"Found\"", "\"Found\" → \"Ban\"", "\"Ban\" → dropped", "Goal"], rows)
+         "rejection → \"Found\"", "→ maxretry-th \"Found\"", "\"Found\" → \"Ban\"", "\"Ban\" → dropped", "Goal"], rows)
 
 
 def timeline_paragraph(results):
@@ -495,8 +495,9 @@ def method_section(results):
             "- Memory: VmRSS from /proc/<pid>/status of fail2ban-server; the NGINX zone from /proc/<pid>/smaps.",
             "- The machine was not otherwise idle unless stated; compare columns of the same run rather than runs.",
             "",
-            "To run it: `make bench` (everything; results in `bench/results/<UTC time>/`, and this page is "
-            "rewritten after a complete run), `BENCH_QUICK=1 make bench` (%s bans, fewer attacks, shorter runs), "
+            "To run it: `make bench` (every phase but lb, sync and waf, which `--only lb,sync,waf` runs; results "
+            "in `bench/results/<UTC time>/`, and this page is rewritten after a complete run), `BENCH_QUICK=1 make "
+            "bench` (%s bans, fewer attacks, shorter runs, floodguard against its two quickest peers), "
             "`tools/bench.sh --only latency,timeline` (a subset; `tools/bench.sh --help` lists the options)." % (
                 " and ".join(count(size) for size in recorded["quick_sizes"])),
             ""]

@@ -12,7 +12,7 @@ Options: ``allowlist`` (addresses and networks never blocked, even if banned), `
 (tcp, udp, ... or all), ``blocktype`` (drop, reject, reject with ...), ``name`` (names the sets;
 default: the jail's name), ``chainpriority`` (default -10, before the filter chains) and
 ``flushdelay`` (default 0.05 s: how long a burst of bans gathers before it is written; a lone ban
-goes after 5 ms), ``ticketwait`` (default 0.2 s, see below; 0 keeps fail2ban's own) and
+goes after 5 ms), ``ticketwait`` (default 0.02 s, see below; 0 keeps fail2ban's own) and
 ``sleepinterval`` (default 0.02 s, see below; 0 keeps fail2ban's own 0.2 s).
 Twice in one jail (say tcp and udp), each needs its own ``actname=`` and ``name=``. It uses
 libnftables (Debian package python3-nftables) and falls back to one ``nft`` run per batch.
@@ -34,10 +34,12 @@ database and ``status`` output; only the firewall side is replaced.
 Reaction time: fail2ban's actions thread looks for the filter's new fail tickets in waits that grow
 from 0.2 s to 0.8 s (Utils.wait_for, up to the thread's sleeptime of 2 s), so a ban started up to
 0.8 s after the filter had found the offender. The action caps that thread's sleeptime at
-``ticketwait`` when it starts, so the wait is one 0.2 s step at most; the loop it shortens only
-checks a queue and the next unban time. fail2ban's sleep step (Utils.DEFAULT_SLEEP_INTERVAL, 0.2 s, for
-the whole process) is set to ``sleepinterval``, which brings that wait down to 20 ms steps; the cost is
-more wake-ups of fail2ban's idle threads (README, "Reaction time").
+``ticketwait`` when it starts, so the wait is one sleep step at most (a wait longer than a step sleeps
+in growing steps: 20, 40, 60 ms ...); the loop it shortens only
+checks a queue and the next unban time. Each of fail2ban's waits sleeps in steps of
+Utils.DEFAULT_SLEEP_INTERVAL (0.2 s, for the whole process), its log filter's too (pyinotify: blind for a
+step after each half-second look); the action sets that step to ``sleepinterval``. The cost is more
+wake-ups of fail2ban's idle threads (README, "Reaction time").
 
 Firewall layout, in the shared table ``inet floodguard`` (each jail owns its own names, so one
 jail never touches another jail's bans):
@@ -145,7 +147,7 @@ class Settings(batching.ActionSettings):
     OPTIONS = OPTIONS
 
     def __init__(self, jail_name, name=None, port="0:65535", protocol="tcp", blocktype="drop",
-                 chainpriority="-10", flushdelay="0.05", ticketwait="0.2", sleepinterval="0.02", allowlist=""):
+                 chainpriority="-10", flushdelay="0.05", ticketwait="0.02", sleepinterval="0.02", allowlist=""):
         self.name = str(name or jail_name)
         self.allowlist = parse_allowlist(allowlist)
         if not NAME_PATTERN.match(self.name):

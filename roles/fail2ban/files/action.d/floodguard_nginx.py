@@ -81,7 +81,7 @@ class Settings(batching.ActionSettings):
 
     def __init__(self, jail_name, name=None, socket="/run/floodguard-nginx/ban.sock",  # pylint: disable=redefined-outer-name
                  statedir="/var/lib/floodguard/nginx-bans", allowlist="", flushdelay="0.05", checkinterval="5",
-                 ticketwait="0.2", sleepinterval="0.02"):
+                 ticketwait="0.02", sleepinterval="0.02"):
         self.name = str(name or jail_name)
         if not NAME_PATTERN.match(self.name):
             raise NginxBanConfigError("name: %r must be 1 to 64 letters, digits, '_', '.' or '-'" % self.name)

@@ -104,7 +104,7 @@ def test_the_latency_table_splits_the_time_at_found_and_ban(results):
     entry["found_to_last_found_s"] = {"n": 2, "median": 0.021}
     entry["found_to_ban_s"] = {"n": 2, "median": 0.034}
     text = report.markdown(results)
-    assert "| rejection → \"Found\" | → last \"Found\" | \"Found\" → \"Ban\" | \"Ban\" → dropped |" in text
+    assert "| rejection → \"Found\" | → maxretry-th \"Found\" | \"Found\" → \"Ban\" | \"Ban\" → dropped |" in text
     row = cells(text, results["settings"]["system_labels"]["floodguard"])
     assert row[7:10] == ["11 ms", "21 ms", "34 ms"]
     # A results.json from before the split (and CrowdSec's rows) shows dashes.

@@ -18,12 +18,17 @@ def test_quick_runs_fewer_sizes_and_repeats_and_never_publishes():
     assert args.perpacket_pairs >= 20 and args.cap < 90
     assert args.docs is False
     assert args.command_line == "make bench (BENCH_QUICK=1)"
+    # Under its 10 minutes: floodguard and the two cheapest peers, no phase with hosts of its own.
+    assert args.systems == ["floodguard", "fail2ban-nftables", "crowdsec-1s"]
+    assert "latency" in args.only and not {"lb", "sync", "waf"} & set(args.only)
+    assert settings.parse_args(["--only", "lb", "--systems", "floodguard,crowdsec"], environ={"BENCH_QUICK": "1"}).only == ["lb"]
 
 
 def test_a_full_run_publishes_the_docs():
     args = settings.parse_args([], environ={})
     assert args.sizes == [10000, 100000]
     assert args.systems == settings.DEFAULT_SYSTEMS and "floodguard-f2b-waits" not in args.systems
+    assert args.only == [phase for phase in settings.PHASES if phase not in ("lb", "sync", "waf")]
     assert args.docs is True
     assert settings.parse_args(["--only", "latency"], environ={}).docs is False
 
@@ -37,7 +42,7 @@ def test_bad_options_fail_naming_the_option(argv, capsys):
 
 
 def test_the_recorded_settings_hold_what_the_report_prints():
-    args = settings.parse_args([], environ={"BENCH_QUICK": "1"})
+    args = settings.parse_args([], environ={})
     recorded = settings.recorded(args, {"latency": {"concurrency": 2}})
     assert recorded["quick_sizes"] == [10000]
     assert recorded["ban_network"] == "198.18.0.0/15"

@@ -275,9 +275,10 @@ def test_reload_with_new_ports_keeps_the_bans():
 
 
 @pytest.mark.usefixtures("netns")
-@pytest.mark.parametrize("options, sleeptime", [({}, 0.2), ({"ticketwait": "0.5"}, 0.5), ({"ticketwait": "0"}, 2)])
+@pytest.mark.parametrize("options, sleeptime", [({}, 0.02), ({"ticketwait": "0.5"}, 0.5), ({"ticketwait": "0"}, 2)])
 def test_start_shortens_the_wait_of_fail2bans_actions_thread(options, sleeptime):
-    # fail2ban's own waits grow to 0.8 s between looks at new tickets: most of a ban's reaction time.
+    # fail2ban's own waits grow to 0.8 s between looks at new tickets: most of a ban's reaction time. A wait
+    # of one sleep step (0.02 s) looks every 20 ms; a longer one sleeps 20, 40, 60 ... ms in turn.
     jail, action = make_action(**options)
     action.start()
     try:
