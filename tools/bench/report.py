@@ -78,13 +78,19 @@ def goals_text(goals, key):
         goals[key].items(), key=lambda item: int(item[0])))
 
 
+def title(results):
+    """The page's title: the lead table (lead_section) follows it directly."""
+    return ["# Benchmarks", "",
+            "Latest results of `make bench` (tools/bench/run.py; the numbers below are generated, do not edit them "
+            "by hand). The run, the machine and its load are described below the summary.", ""]
+
+
 def header(results):
+    """The run: when, what, on which machine and under which load; the run's notes."""
     machine = results.get("machine", {})
     names = systems(results)
     lines = [
-        "# Benchmarks", "",
-        "Latest results of `make bench` (tools/bench/run.py; the numbers below are generated, do not edit them "
-        "by hand).", "",
+        "## The run", "",
         "- Date: %s; whole run %s min." % (results.get("started"), round(results.get("wall_s", 0) / 60.0, 1)),
         "- Command: `%s`" % results.get("command"),
         "- Machine: %s CPUs (%s), %s GiB memory, Linux %s, %s." % (
@@ -524,7 +530,7 @@ def running_time_section(results):
 
 
 # A phase module hooks its report in here: its section(results) -> Markdown lines (see run.py).
-SECTIONS = [header, lead_section, goals_section, latency_section, timeline_paragraph, scale_section,
+SECTIONS = [title, lead_section, header, goals_section, latency_section, timeline_paragraph, scale_section,
             restore_section, perpacket_section, memory_section, heal.section, operator_path.section, lb.report_section,
             sync.report_section, waf.section, closing_section,
             method_section, running_time_section]

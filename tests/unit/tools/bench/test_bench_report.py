@@ -31,7 +31,7 @@ def cells(text, first):
 
 def test_every_section_of_a_complete_run_is_there(results):
     text = report.markdown(results)
-    for heading in ("# Benchmarks", "## Summary", "## Goals of the default setup", "## 1. Attack-to-drop latency",
+    for heading in ("# Benchmarks", "## Summary", "## The run", "## Goals of the default setup", "## 1. Attack-to-drop latency",
                     "## 2. Ban scale", "## 3. Restore after restart", "## 4. Per-packet cost", "## 5. Memory",
                     "## Where floodguard leads and trails", "## Method"):
         assert "\n%s\n" % heading in "\n" + text
@@ -145,3 +145,11 @@ def test_the_plot_has_one_panel_per_system_on_a_shared_time_axis(results, tmp_pa
     assert [axes.get_title() for axes in panels] == [results["settings"]["system_labels"][name]
                                                      for name in results["settings"]["systems"]]
     assert panels[0].get_shared_x_axes().joined(panels[0], panels[-1])
+
+
+def test_the_page_leads_with_the_summary_table(results):
+    lines = report.markdown(results).splitlines()
+    first_table = next(index for index, line in enumerate(lines) if line.startswith("|"))
+    assert lines[first_table].startswith("| Figure | ")
+    assert lines.index("## Summary") < first_table < lines.index("## The run")
+    assert [line for line in lines[:first_table] if line.startswith("## ")] == ["## Summary"]
