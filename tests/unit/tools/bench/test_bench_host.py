@@ -11,7 +11,8 @@ host = bench_modules.load("host")
 
 # The role's floodguard-banactions.local as rendered on the bench's web host (roles/fail2ban/templates).
 BANACTIONS = """[nginx-req-limit]
-action = floodguard_nftables.py[name=nginx-req-limit, port="http,https", protocol="tcp", blocktype=drop, sleepinterval=0.02, allowlist="127.0.0.0/8 ::1 172.29.50.30/32"]
+action = floodguard_nftables.py[name=nginx-req-limit, port="http,https", protocol="tcp", blocktype=drop, sleepinterval=0.02, \
+allowlist="127.0.0.0/8 ::1 172.29.50.30/32"]
 
 [manual]
 action = floodguard_nftables.py[name=manual, port="all", protocol="tcp,udp", blocktype=drop, sleepinterval=0.02, allowlist="127.0.0.0/8 ::1"]
