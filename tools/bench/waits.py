@@ -55,17 +55,19 @@ def main(argv):
     parser.add_argument("--size", type=int, default=100000)
     parser.add_argument("--samples", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--distro", default="bookworm", choices=("bookworm", "trixie"))
     args = parser.parse_args(argv)
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
     host = Host(os.path.dirname(os.path.abspath(args.output)))
-    host.up(args.distro if hasattr(args, "distro") else "bookworm", reuse=True)
+    host.up(args.distro, reuse=True)
     results = {"size": args.size, "samples": args.samples, "seconds": args.seconds, "systems": {}}
     for system in args.systems.split(","):
         host.converge(system, False, [settings.CLIENT + "/32"])
         host.reset()
         entry = results["systems"][system] = {"0": samples(host, args.samples, args.seconds)}
-        ban(host, args.size)
-        entry[str(args.size)] = samples(host, args.samples, args.seconds)
+        if args.size:  # --size 0: idle with no bans only
+            ban(host, args.size)
+            entry[str(args.size)] = samples(host, args.samples, args.seconds)
         with open(args.output, "w") as handle:
             json.dump(results, handle, indent=2)
     host.reset()
