@@ -503,7 +503,7 @@ def method_section(results):
             "",
             "To run it: `make bench` (every phase but lb, sync and waf, which `--only lb,sync,waf` runs; results "
             "in `bench/results/<UTC time>/`, and this page is rewritten after a complete run), `BENCH_QUICK=1 make "
-            "bench` (%s bans, fewer attacks, shorter runs, floodguard against its two quickest peers), "
+            "bench` (%s bans, fewer attacks, shorter runs, floodguard against its two quickest peers, no heal), "
             "`tools/bench.sh --only latency,timeline` (a subset; `tools/bench.sh --help` lists the options)." % (
                 " and ".join(count(size) for size in recorded["quick_sizes"])),
             ""]

@@ -62,13 +62,14 @@ GOALS = {
 # (about 16 min together in a full run; their figures are in docs/benchmarks-nginx-ban.md and
 # docs/benchmarks-edge.md): `--only lb,sync,waf` runs them. A quick run compares floodguard with the two peers
 # that cost least to set up and to wait for (fail2ban's stock nftables action on the same converge, CrowdSec
-# with its 1 s poll).
+# with its 1 s poll), and leaves heal out too (floodguard's own actions only; docs/benchmarks-heal.md).
 OWN_HOST_PHASES = ("lb", "sync", "waf")
 QUICK_SYSTEMS = ("floodguard", "fail2ban-nftables", "crowdsec-1s")
+QUICK_SKIPPED_PHASES = OWN_HOST_PHASES + ("heal",)
 QUICK_DEFAULTS = {"sizes": "10000", "perpacket_sizes": "10000", "repeats": 3, "latency_runs": 3,
                   "perpacket_pairs": 20, "perpacket_seconds": 0.25, "large_repeats": 3,
                   "cap": 20, "systems": ",".join(QUICK_SYSTEMS),
-                  "only": ",".join(phase for phase in PHASES if phase not in OWN_HOST_PHASES)}
+                  "only": ",".join(phase for phase in PHASES if phase not in QUICK_SKIPPED_PHASES)}
 # cap: a stock action that has not banned 10,000 within 60 s says so ("> 60 s, n of 10,000") as well as at 90 s.
 FULL_DEFAULTS = {"sizes": "10000,100000", "perpacket_sizes": "100000", "repeats": 3, "latency_runs": 20,
                  "perpacket_pairs": 24, "perpacket_seconds": 1.0, "large_repeats": 3,
@@ -94,7 +95,7 @@ testbed is removed at the end (--keep to keep it). Results: bench/results/<UTC t
 
   tools/bench.sh                          full run (without lb, sync, waf: --only lb,sync,waf runs them)
   BENCH_QUICK=1 tools/bench.sh            quick: N = 10,000, fewer attacks, shorter caps and windows, three
-                                          systems, no standalone phases (BENCH_QUICK=1 ... --help: the defaults)
+                                          systems, no heal and no standalone phases (BENCH_QUICK=1 ... --help)
   tools/bench.sh --only latency,timeline  a subset
   tools/bench.sh --systems floodguard,floodguard-f2b-waits --only latency
                                           the role's 20 ms sleep step against fail2ban's own 0.2 s

@@ -20,7 +20,7 @@ def test_quick_runs_fewer_sizes_and_repeats_and_never_publishes():
     assert args.command_line == "make bench (BENCH_QUICK=1)"
     # Under its 10 minutes: floodguard and the two cheapest peers, no phase with hosts of its own.
     assert args.systems == ["floodguard", "fail2ban-nftables", "crowdsec-1s"]
-    assert "latency" in args.only and not {"lb", "sync", "waf"} & set(args.only)
+    assert "latency" in args.only and not {"lb", "sync", "waf", "heal"} & set(args.only)
     assert settings.parse_args(["--only", "lb", "--systems", "floodguard,crowdsec"], environ={"BENCH_QUICK": "1"}).only == ["lb"]
 
 
