@@ -256,3 +256,19 @@ def test_ban_yml_with_edge_refuses_the_allowlisted_lb_on_the_host_and_never_reac
     assert "an allowlist covers" in result.stdout + result.stderr, result.stdout[-4000:] + result.stderr[-2000:]
     assert ipv4(lb) not in banned(web1, "manual")
     assert not operator_sets(moto), "the edge play must not run once the host refused the ban"
+
+
+def test_ban_yml_with_edge_leaves_the_edge_alone_when_one_host_refused(request, web1, web2, moto):
+    # web2 alone allowlists the address (at run time, in its jail): web1 bans it, web2 refuses, and the LB's
+    # sets, which block for both hosts, must not take it.
+    address = "198.51.100.63"
+    web2.check_output("fail2ban-client set manual addignoreip %s", address)
+    try:
+        result = operator_playbook(request, "ban.yml", moto, {"jail": "manual", "ips": address, "target": "web"})
+        assert result.returncode != 0
+        assert "The edge was not changed: fg-waf-%s-web2" % DISTRO in result.stdout + result.stderr, result.stdout[-4000:]
+        assert address in banned(web1, "manual") and address not in banned(web2, "manual")
+        assert not operator_sets(moto)
+    finally:
+        web1.run("fail2ban-client set manual unbanip %s", address)
+        web2.check_output("fail2ban-client set manual delignoreip %s", address)
