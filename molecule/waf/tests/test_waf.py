@@ -6,8 +6,9 @@ In file order: a flood from web2 through the LB (HAProxy, X-Forwarded-For) is ba
 address and reaches web1's IP set, an unban and an expiry leave it, an address that two hosts (and two
 jails of one host) ban stays blocked until the last of them unbans it, 25,000 bans fill three sets, two
 hosts writing at once lose nothing, with moto stopped bans go on locally and the sets catch up once it
-is back, and the module's own checks (module.yml). Each host writes only its own sets; moto's web ACL
-blocks an address found in any of them.
+is back, the module's own checks (module.yml), and the operators' ban.yml and unban.yml with -e edge=true
+(the host and the operators' sets; the allowlisted LB refused before the edge is touched). Each host
+writes only its own sets; moto's web ACL blocks an address found in any of them.
 Waits have deadlines; every flood is bounded in requests and seconds (tools/flood.py).
 """
 
@@ -211,3 +212,63 @@ def test_with_moto_stopped_bans_go_on_and_the_sets_catch_up(web1, moto):
 def test_the_module_checks_applies_is_idempotent_and_refuses_bad_input(request, moto):
     playbook(request, "module.yml", {})
     assert not at_edge(moto)
+
+
+def operator_playbook(request, name, moto, extra_vars):
+    """A playbook of playbooks/ run as an operator would, on web1, with -e edge=true against moto.
+
+    Returns the CompletedProcess: the caller asserts its outcome."""
+    settings = {"target": "fg-waf-%s-web1" % DISTRO, "edge": True, "floodguard_edge_region": REGION,
+                "floodguard_edge_ip_sets": ["fg-operator-v4", "fg-operator-v6"],
+                "floodguard_edge_endpoint_url": "http://%s:5000" % ipv4(moto)}
+    environment = dict(os.environ, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
+    return subprocess.run(
+        ["ansible-playbook", "-i", request.config.option.ansible_inventory,
+         os.path.join(SCENARIO_DIR, "..", "..", "playbooks", name), "-e", json.dumps(dict(settings, **extra_vars))],
+        capture_output=True, text=True, check=False, timeout=300, env=environment,
+    )
+
+
+def operator_sets(moto):
+    sets = edge(moto)
+    return set(sets["fg-operator-v4"]) | set(sets["fg-operator-v6"])
+
+
+def test_ban_yml_with_edge_bans_on_the_host_and_in_the_operators_sets_and_unban_yml_lifts_both(request, web1, moto):
+    addresses = {"jail": "manual", "ips": "198.51.100.61, 2001:db8::61"}
+    result = operator_playbook(request, "ban.yml", moto, addresses)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert {"198.51.100.61", "2001:db8::61"} <= banned(web1, "manual")
+    assert operator_sets(moto) == {"198.51.100.61/32", "2001:db8::61/128"}
+    assert {"198.51.100.61/32", "2001:db8::61/128"} <= blocked(moto)
+
+    result = operator_playbook(request, "unban.yml", moto, addresses)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert not {"198.51.100.61", "2001:db8::61"} & banned(web1, "manual")
+    assert not operator_sets(moto)
+
+
+def test_ban_yml_with_edge_refuses_the_allowlisted_lb_on_the_host_and_never_reaches_the_edge(request, web1, lb, moto):
+    # The LB's address is in fail2ban_ignoreip (molecule/shared/vars/alb.yml): banning it would take the site down.
+    result = operator_playbook(request, "ban.yml", moto, {"jail": "manual", "ips": ipv4(lb)})
+    assert result.returncode != 0
+    # ansible-core prints a task's failure on stderr.
+    assert "an allowlist covers" in result.stdout + result.stderr, result.stdout[-4000:] + result.stderr[-2000:]
+    assert ipv4(lb) not in banned(web1, "manual")
+    assert not operator_sets(moto), "the edge play must not run once the host refused the ban"
+
+
+def test_ban_yml_with_edge_leaves_the_edge_alone_when_one_host_refused(request, web1, web2, moto):
+    # web2 alone allowlists the address (at run time, in its jail): web1 bans it, web2 refuses, and the LB's
+    # sets, which block for both hosts, must not take it.
+    address = "198.51.100.63"
+    web2.check_output("fail2ban-client set manual addignoreip %s", address)
+    try:
+        result = operator_playbook(request, "ban.yml", moto, {"jail": "manual", "ips": address, "target": "web"})
+        assert result.returncode != 0
+        assert "The edge was not changed: fg-waf-%s-web2" % DISTRO in result.stdout + result.stderr, result.stdout[-4000:]
+        assert address in banned(web1, "manual") and address not in banned(web2, "manual")
+        assert not operator_sets(moto)
+    finally:
+        web1.run("fail2ban-client set manual unbanip %s", address)
+        web2.check_output("fail2ban-client set manual delignoreip %s", address)

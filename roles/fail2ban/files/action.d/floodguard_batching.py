@@ -19,6 +19,7 @@ share, from their own directory with load_sibling().
 """
 
 import importlib.util
+import ipaddress
 import os
 import sys
 import threading
@@ -47,6 +48,21 @@ def load_sibling(file_name, module_name):
 
 class ConfigError(ValueError):
     """An action option that cannot work; the message names the option and the fix."""
+
+
+def parse_allowlist(value, error_class):
+    """The networks (ipaddress) of an action's ``allowlist`` option: what no ban of it may ever block.
+
+    `fail2ban-client set <jail> banip` does not consult the jail's ignoreip, so every ban back end keeps
+    the operators' own addresses out itself. Names are not resolved: a ban must never wait on DNS.
+    """
+    networks = []
+    for word in load_sibling("floodguard_ports.py", "floodguard_ports").split_words(value or ""):
+        try:
+            networks.append(ipaddress.ip_network(word, strict=False))
+        except ValueError:
+            raise error_class("allowlist: %r is not an IP address or network (names are not resolved here)" % word) from None
+    return networks
 
 
 class ActionSettings:

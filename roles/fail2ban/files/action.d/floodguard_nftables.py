@@ -124,21 +124,12 @@ def build_match(port, protocol):
     return "%s th dport { %s }" % (protocol_match, ", ".join(dports))
 
 
-def parse_allowlist(value):
-    """Return {IP version: [networks]} for the addresses that must never be blocked.
-
-    `fail2ban-client set <jail> banip` does not consult the jail's ignoreip, so the firewall
-    rule is the last place where an operator's own address can be kept reachable.
-    """
+def allowlist_by_version(networks):
+    """{IP version: [networks as strings]}, merged, since an nft set refuses overlapping intervals."""
     by_version = {}
-    for word in ports.split_words(value):
-        try:
-            network = ipaddress.ip_network(word, strict=False)
-        except ValueError:
-            raise NftablesConfigError("allowlist: %r is not an IP address or network (names are not resolved here)" % word) from None
+    for network in networks:
         by_version.setdefault(network.version, []).append(network)
-    # Merged, since an nft set refuses overlapping intervals.
-    return dict((version, [str(net) for net in ipaddress.collapse_addresses(networks)]) for version, networks in by_version.items())
+    return dict((version, [str(net) for net in ipaddress.collapse_addresses(nets)]) for version, nets in by_version.items())
 
 
 class Settings(batching.ActionSettings):
@@ -149,7 +140,7 @@ class Settings(batching.ActionSettings):
     def __init__(self, jail_name, name=None, port="0:65535", protocol="tcp", blocktype="drop",
                  chainpriority="-10", flushdelay="0.05", ticketwait="0.02", sleepinterval="0.02", allowlist=""):
         self.name = str(name or jail_name)
-        self.allowlist = parse_allowlist(allowlist)
+        self.allowlist = allowlist_by_version(batching.parse_allowlist(allowlist, NftablesConfigError))
         if not NAME_PATTERN.match(self.name):
             raise NftablesConfigError(
                 "name: %r cannot be part of an nftables set name; use letters, digits, '_', '-' or '.'" % self.name)

@@ -50,7 +50,6 @@ if "floodguard_batching" not in sys.modules:  # fail2ban loads actions by path: 
     sys.modules["floodguard_batching"] = importlib.util.module_from_spec(_SPEC)
     _SPEC.loader.exec_module(sys.modules["floodguard_batching"])
 batching = sys.modules["floodguard_batching"]
-ports = batching.load_sibling("floodguard_ports.py", "floodguard_ports")
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 PATH_PATTERN = re.compile(r"^/[^\s'\"\\;{}#]*$")
@@ -62,16 +61,6 @@ TIMEOUT = 30
 
 class NginxBanConfigError(batching.ConfigError):
     """An action option that cannot work; the message names the option and the fix."""
-
-
-def parse_allowlist(value):
-    networks = []
-    for word in ports.split_words(value):
-        try:
-            networks.append(ipaddress.ip_network(word, strict=False))
-        except ValueError:
-            raise NginxBanConfigError("allowlist: %r is not an IP address or network (names are not resolved here)" % word) from None
-    return networks
 
 
 class Settings(batching.ActionSettings):
@@ -90,7 +79,7 @@ class Settings(batching.ActionSettings):
                 raise NginxBanConfigError("%s: %r must be an absolute path without spaces or quotes" % (option, value))
         self.socket = str(socket)
         self.statedir = str(statedir)
-        self.allowlist = parse_allowlist(allowlist)
+        self.allowlist = batching.parse_allowlist(allowlist, NginxBanConfigError)
         try:
             self.flushdelay = float(flushdelay)
             self.checkinterval = float(checkinterval)

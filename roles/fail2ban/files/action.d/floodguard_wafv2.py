@@ -108,10 +108,7 @@ class Settings(batching.ActionSettings):
         self.region = str(region).strip()
         self.endpoint = str(endpoint).strip()
         self.profile = str(profile).strip()
-        try:
-            self.allowlist = [ipaddress.ip_network(word, strict=False) for word in _words(allowlist)]
-        except ValueError as error:
-            raise WafConfigError("allowlist: %s (names are not resolved here)" % error) from None
+        self.allowlist = batching.parse_allowlist(allowlist, WafConfigError)
         try:
             self.flushdelay = float(flushdelay)
             self.retrymax = float(retrymax)

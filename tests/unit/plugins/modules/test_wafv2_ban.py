@@ -11,15 +11,9 @@ import pytest
 from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.floodguard.shield.plugins.modules.wafv2_ban import main
-from ansible_collections.floodguard.shield.tests.unit.plugins.module_utils.wafv2_fixtures import REGION, ipv4_block, moto_client, moto_server
+from ansible_collections.floodguard.shield.tests.unit.plugins.module_utils.wafv2_fixtures import REGION, ipv4_block, moto_client
 
 CREDENTIALS = {"access_key": "testing", "secret_key": "testing", "region": REGION}
-
-
-@pytest.fixture(scope="module")
-def moto_endpoint():
-    with moto_server() as endpoint:
-        yield endpoint
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ import pytest
 from botocore.config import Config
 
 from ansible_collections.floodguard.shield.tests.unit.plugins.module_utils.wafv2_fixtures import (
-    REGION, SCOPE, get_answer, get_params, ipv4_block, moto_client, moto_server, set_id, stubbed_client)
+    REGION, SCOPE, get_answer, get_params, ipv4_block, moto_client, set_id, stubbed_client)
 from ansible_collections.floodguard.shield.tests.unit.roles.fail2ban.actions import ACTION_DIR, load_action
 from ansible_collections.floodguard.shield.tests.unit.roles.fail2ban.actions import wait_for as wait_for_action
 
@@ -133,12 +133,6 @@ def test_allowlisted_addresses_never_reach_the_edge(action_module, tmp_path):
     action.ban({"ip": "2001:db8::7"})
     action.ban({"ip": "203.0.113.7"})
     assert action._pending == {"203.0.113.7/32": True}
-
-
-@pytest.fixture(scope="module")
-def moto_endpoint():
-    with moto_server() as endpoint:
-        yield endpoint
 
 
 @pytest.fixture
