@@ -41,7 +41,6 @@ addresses from the sets.
 """
 
 import importlib.util
-import ipaddress
 import json
 import os
 import re
