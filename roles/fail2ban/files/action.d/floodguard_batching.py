@@ -19,6 +19,7 @@ share, from their own directory with load_sibling().
 """
 
 import importlib.util
+import logging
 import os
 import sys
 import threading
@@ -28,6 +29,76 @@ from fail2ban.server.actions import ActionBase
 
 # A systematic failure must not write thousands of identical lines into the fail2ban log.
 MAX_ERRORS_LOGGED = 10
+# fail2ban's logger of its actions thread (fail2ban/server/actions.py, getLogger(__name__)) and the line it
+# writes for every ban (fail2ban 1.0 and 1.1 alike): "[jail] Ban 203.0.113.7".
+ACTIONS_LOGGER = "fail2ban.actions"
+BAN_LINE = "[%s] %sBan %s"
+# The longest bulk window fail2ban_ban may open; it closes by itself, so a module killed midway leaves
+# the per-address lines off for at most this long.
+BULK_WINDOW_MAX_S = 600.0
+# Addresses the summary line of a bulk ban names.
+BULK_SAMPLE = 5
+
+
+class BulkBanLog(logging.Filter):
+    """Replaces fail2ban's per-address "Ban" lines of one jail by one summary line while a bulk ban runs.
+
+    Writing that line is most of fail2ban's cost per ban (measured: 100,000 bans through fail2ban-client
+    took 7.6 s of the server's CPU with it, 1.9 s without). Only new bans of this jail made while the
+    window is open (fail2ban_ban opens it around its banip calls) are left out; restored bans, other
+    jails and every other line are logged as before. fail2ban's tickets, database and status are untouched.
+    """
+
+    def __init__(self, jail_name, clock=time.time):
+        super().__init__()
+        self.jail_name = jail_name
+        self.until = 0.0
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._count = 0
+        self._sample = []
+
+    def open(self, seconds):
+        self.until = self._clock() + seconds
+
+    def close(self):
+        self.until = 0.0
+
+    def remaining(self):
+        return max(0.0, self.until - self._clock())
+
+    def filter(self, record):
+        if record.msg != BAN_LINE or not self.until or self._clock() >= self.until:
+            return True
+        args = record.args
+        if not isinstance(args, tuple) or len(args) != 3 or args[0] != self.jail_name or args[1]:
+            return True
+        with self._lock:
+            self._count += 1
+            if len(self._sample) < BULK_SAMPLE:
+                self._sample.append(str(args[2]))
+        return False
+
+    def take(self):
+        """(bans left out since the last call, some of their addresses)."""
+        with self._lock:
+            taken = self._count, self._sample
+            self._count, self._sample = 0, []
+        return taken
+
+
+# One filter per jail, shared by the jail's actions (several may be BatchingActions).
+_BULK_LOGS = {}
+_BULK_LOGS_LOCK = threading.Lock()
+
+
+def bulk_ban_log(jail_name):
+    """The jail's BulkBanLog, installed on fail2ban's actions logger the first time."""
+    with _BULK_LOGS_LOCK:
+        if jail_name not in _BULK_LOGS:
+            _BULK_LOGS[jail_name] = BulkBanLog(jail_name)
+            logging.getLogger(ACTIONS_LOGGER).addFilter(_BULK_LOGS[jail_name])
+        return _BULK_LOGS[jail_name]
 
 
 def load_sibling(file_name, module_name):
@@ -73,6 +144,24 @@ class BatchingAction(ActionBase):
     # Where the bans go, for log messages.
     backend = "the ban back end"
 
+    @property
+    def bulk_window(self):
+        """Seconds left of the bulk-ban window (fail2ban-client get JAIL action NAME bulk_window)."""
+        return round(self._bulk_log.remaining(), 3)
+
+    @bulk_window.setter
+    def bulk_window(self, seconds):
+        """fail2ban_ban opens the window (set JAIL action NAME bulk_window 60) and closes it (... 0)."""
+        try:
+            seconds = float(seconds)
+        except (TypeError, ValueError):
+            raise ValueError("bulk_window: %r is not a number of seconds" % (seconds,)) from None
+        if seconds > 0:
+            self._bulk_log.open(min(seconds, BULK_WINDOW_MAX_S))
+        else:
+            self._bulk_log.close()
+            self._log_bulk_bans()
+
     def __init__(self, jail, action_name, **options):
         # The second argument must not be called 'name': 'name' is an option of the actions, and
         # fail2ban passes the action name positionally and the options as keywords.
@@ -85,6 +174,7 @@ class BatchingAction(ActionBase):
         self._stopping = False
         self._flusher = None
         self._apply_lock = threading.Lock()  # one writer at a time: the flusher, flush(), stop(), reload()
+        self._bulk_log = bulk_ban_log(self._jail.name)
 
     # what an action gives
 
@@ -195,10 +285,20 @@ class BatchingAction(ActionBase):
                 if woken:
                     with self._apply_lock:
                         self._flush_pending()
+                    self._log_bulk_bans()
                 else:
                     self._idle()
             except Exception as error:  # pylint: disable=broad-exception-caught  # the thread must survive
                 self._log_unexpected(error)
+
+    def _log_bulk_bans(self):
+        """The summary line of the bans a bulk window left out of fail2ban's log since the last one."""
+        count, sample = self._bulk_log.take()
+        if count:
+            # fail2ban's NOTICE level (25), the level of its own "Ban" lines.
+            self._logSys.log(getattr(logging, "NOTICE", 25), "[%s] Ban %d addresses in bulk (fail2ban_ban; one line for all, fail2ban-client get "
+                                "%s banned lists each): %s%s", self._jail.name, count, self._jail.name,
+                                ", ".join(sample), ", ..." if count > len(sample) else "")
 
     def _log_unexpected(self, error):
         self._logSys.error("[%s] %s: unexpected error writing bans to %s: %s", self._jail.name, self._name, self.backend, error)
