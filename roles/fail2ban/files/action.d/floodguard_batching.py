@@ -33,6 +33,7 @@ MAX_ERRORS_LOGGED = 10
 # writes for every ban (fail2ban 1.0 and 1.1 alike): "[jail] Ban 203.0.113.7".
 ACTIONS_LOGGER = "fail2ban.actions"
 BAN_LINE = "[%s] %sBan %s"
+UNBAN_LINE = "[%s] Unban %s"
 # The longest bulk window fail2ban_ban may open; it closes by itself, so a module killed midway leaves
 # the per-address lines off for at most this long.
 BULK_WINDOW_MAX_S = 600.0
@@ -41,22 +42,27 @@ BULK_SAMPLE = 5
 
 
 class BulkBanLog(logging.Filter):
-    """Replaces fail2ban's per-address "Ban" lines of one jail by one summary line while a bulk ban runs.
+    """Replaces fail2ban's per-address lines of one jail by summary lines where they come by the thousand.
 
     Writing that line is most of fail2ban's cost per ban (measured: 100,000 bans through fail2ban-client
-    took 7.6 s of the server's CPU with it, 1.9 s without). Only new bans of this jail made while the
-    window is open (fail2ban_ban opens it around its banip calls) are left out; restored bans, other
-    jails and every other line are logged as before. fail2ban's tickets, database and status are untouched.
+    took 7.6 s of the server's CPU with it, 1.9 s without). Left out, counted and summarised (take()):
+    "ban": new bans while the bulk window is open (fail2ban_ban opens it around its banip calls);
+    "restore": "Restore Ban" lines (every ban again at each start; the ban's own line is older);
+    "unban": "Unban" lines while the jail stops (every ban again; the bans stay in the database).
+    Other jails and every other line are logged as before; fail2ban's tickets, database and status
+    are untouched.
     """
+
+    KINDS = ("ban", "restore", "unban")
 
     def __init__(self, jail_name, clock=time.time):
         super().__init__()
         self.jail_name = jail_name
         self.until = 0.0
+        self.stopping = False
         self._clock = clock
         self._lock = threading.Lock()
-        self._count = 0
-        self._sample = []
+        self._left_out = dict((kind, (0, [])) for kind in self.KINDS)
 
     def open(self, seconds):
         self.until = self._clock() + seconds
@@ -67,23 +73,34 @@ class BulkBanLog(logging.Filter):
     def remaining(self):
         return max(0.0, self.until - self._clock())
 
-    def filter(self, record):
-        if record.msg != BAN_LINE or not self.until or self._clock() >= self.until:
-            return True
+    def _kind(self, record):
         args = record.args
-        if not isinstance(args, tuple) or len(args) != 3 or args[0] != self.jail_name or args[1]:
+        if record.msg == BAN_LINE and isinstance(args, tuple) and len(args) == 3 and args[0] == self.jail_name:
+            if args[1]:
+                return "restore"
+            if self.until and self._clock() < self.until:
+                return "ban"
+        elif record.msg == UNBAN_LINE and self.stopping and isinstance(args, tuple) and len(args) == 2 \
+                and args[0] == self.jail_name:
+            return "unban"
+        return None
+
+    def filter(self, record):
+        kind = self._kind(record)
+        if kind is None:
             return True
         with self._lock:
-            self._count += 1
-            if len(self._sample) < BULK_SAMPLE:
-                self._sample.append(str(args[2]))
+            count, sample = self._left_out[kind]
+            if len(sample) < BULK_SAMPLE:
+                sample.append(str(record.args[-1]))
+            self._left_out[kind] = (count + 1, sample)
         return False
 
-    def take(self):
-        """(bans left out since the last call, some of their addresses)."""
+    def take(self, kind="ban"):
+        """(lines of this kind left out since the last call, some of their addresses)."""
         with self._lock:
-            taken = self._count, self._sample
-            self._count, self._sample = 0, []
+            taken = self._left_out[kind]
+            self._left_out[kind] = (0, [])
         return taken
 
 
@@ -291,14 +308,27 @@ class BatchingAction(ActionBase):
             except Exception as error:  # pylint: disable=broad-exception-caught  # the thread must survive
                 self._log_unexpected(error)
 
-    def _log_bulk_bans(self):
-        """The summary line of the bans a bulk window left out of fail2ban's log since the last one."""
-        count, sample = self._bulk_log.take()
-        if count:
-            # fail2ban's NOTICE level (25), the level of its own "Ban" lines.
-            self._logSys.log(getattr(logging, "NOTICE", 25), "[%s] Ban %d addresses in bulk (fail2ban_ban; one line for all, fail2ban-client get "
-                                "%s banned lists each): %s%s", self._jail.name, count, self._jail.name,
-                                ", ".join(sample), ", ..." if count > len(sample) else "")
+    # The summary lines of what BulkBanLog left out, by kind.
+    BULK_SUMMARIES = (
+        ("ban", "Ban %d addresses in bulk (fail2ban_ban; one line for all, fail2ban-client get %s banned lists each)"),
+        ("restore", "Restore Ban %d addresses (one line for all, fail2ban-client get %s banned lists each)"),
+        ("unban", "Unban %d addresses as the jail stops (one line for all; %s's bans stay in the database)"),
+    )
+
+    def _log_bulk_bans(self, kinds=("ban", "restore")):
+        """The summary lines of the lines BulkBanLog left out since the last ones."""
+        for kind, text in self.BULK_SUMMARIES:
+            if kind not in kinds:
+                continue
+            count, sample = self._bulk_log.take(kind)
+            if count:
+                # fail2ban's NOTICE level (25), the level of its own "Ban" lines.
+                self._logSys.log(getattr(logging, "NOTICE", 25), "[%s] " + text + ": %s%s", self._jail.name, count,
+                                 self._jail.name, ", ".join(sample), ", ..." if count > len(sample) else "")
+
+    def _jail_stopping(self):
+        """True once fail2ban's actions thread of the jail has stopped (it then unbans every ticket)."""
+        return getattr(getattr(self._jail, "actions", None), "active", True) is False
 
     def _log_unexpected(self, error):
         self._logSys.error("[%s] %s: unexpected error writing bans to %s: %s", self._jail.name, self._name, self.backend, error)

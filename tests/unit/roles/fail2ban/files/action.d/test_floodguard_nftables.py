@@ -318,7 +318,6 @@ def test_bulk_window_leaves_out_only_new_bans_of_its_jail():
     assert bulk.filter(ban_record("manual", "198.18.0.1")) is True
     bulk.open(60)
     assert bulk.filter(ban_record("manual", "198.18.0.2")) is False
-    assert bulk.filter(ban_record("manual", "198.18.0.3", restored=True)) is True
     assert bulk.filter(ban_record("nginx-req-limit", "198.18.0.4")) is True
     assert bulk.filter(ban_record("manual", "198.18.0.5", msg="[%s] Unban %s")) is True
     assert bulk.take() == (1, ["198.18.0.2"]) and bulk.take() == (0, [])
@@ -350,3 +349,33 @@ def test_bulk_window_property_opens_closes_and_logs_one_summary_line(caplog):
     assert action.bulk_window <= batching_module.BULK_WINDOW_MAX_S
     action.bulk_window = "0"
     assert jail.name == "bulk-jail"
+
+
+def test_restored_bans_and_unbans_at_a_stop_are_summed_up():
+    bulk = batching_module.BulkBanLog("manual")
+    # "Restore Ban" lines (each ban again at every start) always; other jails' never.
+    assert bulk.filter(ban_record("manual", "198.18.0.3", restored=True)) is False
+    assert bulk.filter(ban_record("sshd", "198.18.0.4", restored=True)) is True
+    # "Unban" lines only while the jail stops (flush() sees fail2ban's actions thread stopped).
+    assert bulk.filter(ban_record("manual", "198.18.0.5", msg="[%s] Unban %s")) is True
+    bulk.stopping = True
+    assert bulk.filter(ban_record("manual", "198.18.0.6", msg="[%s] Unban %s")) is False
+    assert bulk.filter(ban_record("sshd", "198.18.0.7", msg="[%s] Unban %s")) is True
+    assert bulk.take("restore") == (1, ["198.18.0.3"]) and bulk.take("unban") == (1, ["198.18.0.6"])
+    assert bulk.take("ban") == (0, [])
+
+
+@pytest.mark.usefixtures("netns")
+def test_a_stopping_jail_sums_up_its_unban_lines(caplog):
+    jail, action = make_action(jail_name="stopping-jail")
+    action.start()
+    action.flush()  # fail2ban-client unban --all: the jail keeps running, its "Unban" lines stay
+    assert action._bulk_log.stopping is False
+    jail.actions.active = False  # as fail2ban's actions thread is when the jail stops
+    action.flush()
+    assert action._bulk_log.filter(ban_record("stopping-jail", "198.18.0.9", msg="[%s] Unban %s")) is False
+    with caplog.at_level(logging.INFO):
+        action.stop()
+    assert action._bulk_log.stopping is False
+    assert ["[stopping-jail] Unban 1 addresses as the jail stops (one line for all; stopping-jail's bans stay in the "
+            "database): 198.18.0.9"] == [record.getMessage() for record in caplog.records if "as the jail stops" in record.getMessage()]
