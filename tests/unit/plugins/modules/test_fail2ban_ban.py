@@ -293,8 +293,8 @@ def test_a_bulk_ban_opens_the_bulk_window_around_its_batches(run_module, capture
 def test_the_bulk_window_closes_when_a_batch_fails(run_module, captured):
     jail, action = "python-action", "floodguard_nftables"
     addresses = [str(ipaddress.ip_address("198.18.0.1") + i) for i in range(2000)]
-    failed = {"rc": 255, "stdout": "", "stderr": "ERROR  Failed to access socket path: /var/run/fail2ban/fail2ban.sock. "
-                                                   "Is fail2ban running?\n"}
+    refused = "ERROR  Failed to access socket path: /var/run/fail2ban/fail2ban.sock. Is fail2ban running?\n"
+    failed = {"rc": 255, "stdout": "", "stderr": refused}
     flow = bulk_flow(jail, action, ["bulk_window", "supports_networks"]) + [
         (["set", jail, "action", action, "bulk_window", "62"], OK), (["set", jail, "banip"] + addresses, failed),
         (["set", jail, "action", action, "bulk_window", "0"], OK)]
