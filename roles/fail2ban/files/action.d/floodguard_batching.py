@@ -308,8 +308,8 @@ class BatchingAction(ActionBase):
             except Exception as error:  # pylint: disable=broad-exception-caught  # the thread must survive
                 self._log_unexpected(error)
 
-    # The summary lines of what BulkBanLog left out, by kind.
-    BULK_SUMMARIES = (
+    # The summary lines of what BulkBanLog left out, by kind (private: fail2ban lists public attributes as properties).
+    _BULK_SUMMARIES = (
         ("ban", "Ban %d addresses in bulk (fail2ban_ban; one line for all, fail2ban-client get %s banned lists each)"),
         ("restore", "Restore Ban %d addresses (one line for all, fail2ban-client get %s banned lists each)"),
         ("unban", "Unban %d addresses as the jail stops (one line for all; %s's bans stay in the database)"),
@@ -317,7 +317,7 @@ class BatchingAction(ActionBase):
 
     def _log_bulk_bans(self, kinds=("ban", "restore")):
         """The summary lines of the lines BulkBanLog left out since the last ones."""
-        for kind, text in self.BULK_SUMMARIES:
+        for kind, text in self._BULK_SUMMARIES:
             if kind not in kinds:
                 continue
             count, sample = self._bulk_log.take(kind)
