@@ -91,6 +91,10 @@ notes:
     starts one C(nft) process per address (on a small host about 20 ms per ban and 40 ms per unban, so 10,000
     addresses take minutes); C(fail2ban-client) waits for as long as that takes, and so does this module.
   - O(list_limit) cuts RV(banned), RV(added) and RV(removed); RV(truncated) says when it did.
+  - A ban of 1,000 addresses or more opens the bulk window of the jail's floodguard action (its property
+    C(bulk_window)) for its batches and closes it after them, so that fail2ban logs one line per batch instead
+    of one C(Ban) line per address, its main cost per ban. The bans are fail2ban's own tickets as usual, in its
+    database and restored after a restart. The window closes by itself after at most 10 minutes.
 seealso:
   - module: floodguard.shield.fail2ban_info
 """

@@ -315,6 +315,8 @@ class NftablesAction(batching.BatchingAction):
             raise RuntimeError("cannot create nftables chain %s and its sets: %s" % (self._settings.chain, error))
 
     def stop(self):
+        self._bulk_log.stopping = False
+        self._log_bulk_bans(kinds=("ban", "restore", "unban"))
         if self._heal is not None:
             self._heal.stop()
             self._heal = None
@@ -327,6 +329,8 @@ class NftablesAction(batching.BatchingAction):
 
     def flush(self):
         """Unban everything of this jail at once (fail2ban-client unban --all, jail stop)."""
+        # At a stop fail2ban logs "Unban" for every ticket next: BulkBanLog sums them up until stop().
+        self._bulk_log.stopping = self._jail_stopping()
         with self._apply_lock:
             self._take_pending()
             error = self._nft.run("\n".join("flush set %s %s" % (TABLE, name) for name in sorted(self._settings.sets.values())))

@@ -119,3 +119,40 @@ def test_sorting_is_numeric_v4_first():
 def test_shortlist():
     assert addresses.shortlist(["a", "b"]) == "a; b"
     assert addresses.shortlist(["a", "b", "c"], shown=2) == "a; b and 1 more"
+
+
+def ipaddress_span(text):
+    """What address_span gives through ipaddress alone (the slow path it skips for plain IPv4)."""
+    network = ipaddress.ip_network(text, strict=False)
+    return network.version, int(network.network_address), int(network.broadcast_address)
+
+
+@pytest.mark.parametrize("text", ["0.0.0.0", "255.255.255.255", "198.18.0.1", "10.0.0.255", "1.2.3.4", "203.0.113.250"])
+def test_plain_ipv4_fast_path_agrees_with_ipaddress(text):
+    assert addresses.CANONICAL_IPV4.match(text)
+    assert addresses.normalise_address(text) == str(ipaddress.ip_address(text)) == text
+    addresses.address_span.cache_clear()
+    assert addresses.address_span(text) == ipaddress_span(text)
+
+
+@pytest.mark.parametrize("text", ["01.2.3.4", "1.2.3.04", "256.1.1.1", "1.2.3", "1.2.3.4.5", "1.2.3.4\n", " 1.2.3.4",
+                                  "\u0661.2.3.4", "1.2.3.4/32", "1.2.3.0/24", "::ffff:1.2.3.4", "+1.2.3.4", "1.2.3.-4"])
+def test_anything_else_takes_the_ipaddress_path(text):
+    assert not addresses.CANONICAL_IPV4.match(text)
+    try:
+        expected = str(ipaddress.ip_network(text, strict=True)) if "/" in text else str(ipaddress.ip_address(text))
+    except ValueError:
+        expected = None
+    if expected is None:
+        with pytest.raises(ValueError):
+            addresses.normalise_address(text)
+    else:
+        assert addresses.normalise_address(text) == expected.replace("/32", "")
+
+
+def test_fast_path_spans_match_ipaddress_over_a_range():
+    network = ipaddress.ip_network("198.18.0.0/22")
+    texts = [str(address) for address in network]
+    addresses.address_span.cache_clear()
+    assert [addresses.address_span(text) for text in texts] == [ipaddress_span(text) for text in texts]
+    assert addresses.validate_addresses(texts) == texts

@@ -250,10 +250,62 @@ def test_100000_addresses_in_a_few_batches(run_module, captured):
     jail = "no-actions"
     replay = BulkReplay(captured, [(["status"], "status"), (["get", jail, "banned"], "banned_empty"),
                                    (["get", jail, "ignoreip"], "ignoreip_empty"),
-                                   (["-j", "address", "show"], "ip_address_show")], jail)
+                                   (["-j", "address", "show"], "ip_address_show"),
+                                   (["get", jail, "actions"], "actions_none")], jail)
     result = run_module(main, {"jail": jail, "ips": addresses}, captured, None, replay=replay)[0]
     assert replay.banned == addresses
     assert len(replay.batch_sizes) == result["batches"] <= 12
     assert min(replay.batch_sizes[:-1]) > 5000
     assert result["added_count"] == result["banned_count"] == 100000
     assert len(result["added"]) == len(result["banned"]) == 1000 and result["truncated"] is True
+
+
+def bulk_flow(jail, action, properties):
+    """The calls before the batches of a bulk ban in a jail whose one action has these properties.
+
+    The actionproperties answer is fail2ban's own format (as captured for python-action), with the
+    property list given here: floodguard_nftables.py of this branch adds bulk_window to it.
+    """
+    listing = {"rc": 0, "stderr": "", "stdout": "The jail %s action %s has the following properties:\n%s\n"
+               % (jail, action, ", ".join(properties))}
+    return [(["status"], "status_with_python_action"), (["get", jail, "banned"], "banned_empty_python"),
+            (["get", jail, "ignoreip"], "ignoreip_python"), (["-j", "address", "show"], "ip_address_show"),
+            (["get", jail, "actions"], "actions_python"), (["get", jail, "actionproperties", action], listing)]
+
+
+OK = {"rc": 0, "stdout": "", "stderr": ""}
+
+
+def test_a_bulk_ban_opens_the_bulk_window_around_its_batches(run_module, captured):
+    jail, action = "python-action", "floodguard_nftables"
+    addresses = [str(ipaddress.ip_address("198.18.0.1") + i) for i in range(20000)]
+    flow = bulk_flow(jail, action, ["backend", "bulk_window", "chain", "enforced", "supports_networks"])
+    replay = BulkReplay(captured, flow + [(["set", jail, "action", action, "bulk_window", "80"], OK),
+                                          (["set", jail, "action", action, "bulk_window", "0"], OK)], jail)
+    result = run_module(main, {"jail": jail, "ips": addresses}, captured, None, replay=replay)[0]
+    assert result["changed"] is True and result["added_count"] == 20000 and replay.banned == addresses
+    windows = [call[-1] for call in replay.calls if "bulk_window" in call]
+    batches = [index for index, call in enumerate(replay.calls) if call[1:4] == ["set", jail, "banip"]]
+    opened, closed = [index for index, call in enumerate(replay.calls) if "bulk_window" in call]
+    assert windows == ["80", "0"] and opened < min(batches) and closed > max(batches)
+
+
+def test_the_bulk_window_closes_when_a_batch_fails(run_module, captured):
+    jail, action = "python-action", "floodguard_nftables"
+    addresses = [str(ipaddress.ip_address("198.18.0.1") + i) for i in range(2000)]
+    refused = "ERROR  Failed to access socket path: /var/run/fail2ban/fail2ban.sock. Is fail2ban running?\n"
+    failed = {"rc": 255, "stdout": "", "stderr": refused}
+    flow = bulk_flow(jail, action, ["bulk_window", "supports_networks"]) + [
+        (["set", jail, "action", action, "bulk_window", "62"], OK), (["set", jail, "banip"] + addresses, failed),
+        (["set", jail, "action", action, "bulk_window", "0"], OK)]
+    result, replay = run_module(main, {"jail": jail, "ips": addresses}, captured, flow)
+    assert result["failed"] is True and "not running" in result["msg"]
+    assert replay.calls[-1][-2:] == ["bulk_window", "0"]
+
+
+def test_no_bulk_window_where_no_action_has_one(run_module, captured):
+    jail, action = "python-action", "floodguard_nftables"
+    addresses = [str(ipaddress.ip_address("198.18.0.1") + i) for i in range(2000)]
+    replay = BulkReplay(captured, bulk_flow(jail, action, ["supports_networks"]), jail)
+    result = run_module(main, {"jail": jail, "ips": addresses}, captured, None, replay=replay)[0]
+    assert result["added_count"] == 2000 and not any("bulk_window" in call for call in replay.calls)

@@ -352,3 +352,83 @@ def test_allowlisted_addresses_leave_the_chain_before_the_ban_rules():
         assert all("return" not in rule for rule in rules[2:]) and len(rules) == 6
     finally:
         action.stop()
+
+
+# the bulk window (fail2ban_ban opens it for 1,000 addresses or more)
+
+batching_module = load_action("floodguard_batching.py")
+
+
+def ban_record(jail_name, ip, restored=False, msg="[%s] %sBan %s"):
+    """A record as fail2ban's actions thread logs a ban (fail2ban/server/actions.py, 1.0 and 1.1)."""
+    args = (jail_name, "Restore " if restored else "", ip) if msg.count("%s") == 3 else (jail_name, ip)
+    return logging.LogRecord("fail2ban.actions", 25, __file__, 1, msg, args, None)
+
+
+def test_bulk_window_leaves_out_only_new_bans_of_its_jail():
+    now = [1000.0]
+    bulk = batching_module.BulkBanLog("manual", clock=lambda: now[0])
+    assert bulk.filter(ban_record("manual", "198.18.0.1")) is True
+    bulk.open(60)
+    assert bulk.filter(ban_record("manual", "198.18.0.2")) is False
+    assert bulk.filter(ban_record("nginx-req-limit", "198.18.0.4")) is True
+    assert bulk.filter(ban_record("manual", "198.18.0.5", msg="[%s] Unban %s")) is True
+    assert bulk.take() == (1, ["198.18.0.2"]) and bulk.take() == (0, [])
+    # It closes by itself: a module killed midway does not silence the jail for good.
+    now[0] += 61
+    assert bulk.filter(ban_record("manual", "198.18.0.6")) is True
+    bulk.open(60)
+    bulk.close()
+    assert bulk.filter(ban_record("manual", "198.18.0.7")) is True
+
+
+def test_bulk_window_property_opens_closes_and_logs_one_summary_line(caplog):
+    jail, action = make_action(jail_name="bulk-jail")
+    action.bulk_window = "60"  # as fail2ban-client set JAIL action NAME bulk_window 60 gives it
+    assert 59 < action.bulk_window <= 60
+    bulk = batching_module.bulk_ban_log("bulk-jail")
+    assert bulk is action._bulk_log and len([f for f in logging.getLogger("fail2ban.actions").filters if f is bulk]) == 1
+    for index in range(7):
+        assert bulk.filter(ban_record("bulk-jail", "198.18.0.%d" % (index + 1))) is False
+    with caplog.at_level(logging.INFO):
+        action.bulk_window = "0"
+    assert action.bulk_window == 0
+    lines = [record.getMessage() for record in caplog.records if "in bulk" in record.getMessage()]
+    assert lines == ["[bulk-jail] Ban 7 addresses in bulk (fail2ban_ban; one line for all, fail2ban-client get "
+                     "bulk-jail banned lists each): 198.18.0.1, 198.18.0.2, 198.18.0.3, 198.18.0.4, 198.18.0.5, ..."]
+    with pytest.raises(ValueError, match="bulk_window: 'soon' is not a number of seconds"):
+        action.bulk_window = "soon"
+    action.bulk_window = "100000"
+    assert action.bulk_window <= batching_module.BULK_WINDOW_MAX_S
+    action.bulk_window = "0"
+    assert jail.name == "bulk-jail"
+
+
+def test_restored_bans_and_unbans_at_a_stop_are_summed_up():
+    bulk = batching_module.BulkBanLog("manual")
+    # "Restore Ban" lines (each ban again at every start) always; other jails' never.
+    assert bulk.filter(ban_record("manual", "198.18.0.3", restored=True)) is False
+    assert bulk.filter(ban_record("sshd", "198.18.0.4", restored=True)) is True
+    # "Unban" lines only while the jail stops (flush() sees fail2ban's actions thread stopped).
+    assert bulk.filter(ban_record("manual", "198.18.0.5", msg="[%s] Unban %s")) is True
+    bulk.stopping = True
+    assert bulk.filter(ban_record("manual", "198.18.0.6", msg="[%s] Unban %s")) is False
+    assert bulk.filter(ban_record("sshd", "198.18.0.7", msg="[%s] Unban %s")) is True
+    assert bulk.take("restore") == (1, ["198.18.0.3"]) and bulk.take("unban") == (1, ["198.18.0.6"])
+    assert bulk.take("ban") == (0, [])
+
+
+@pytest.mark.usefixtures("netns")
+def test_a_stopping_jail_sums_up_its_unban_lines(caplog):
+    jail, action = make_action(jail_name="stopping-jail")
+    action.start()
+    action.flush()  # fail2ban-client unban --all: the jail keeps running, its "Unban" lines stay
+    assert action._bulk_log.stopping is False
+    jail.actions.active = False  # as fail2ban's actions thread is when the jail stops
+    action.flush()
+    assert action._bulk_log.filter(ban_record("stopping-jail", "198.18.0.9", msg="[%s] Unban %s")) is False
+    with caplog.at_level(logging.INFO):
+        action.stop()
+    assert action._bulk_log.stopping is False
+    assert ["[stopping-jail] Unban 1 addresses as the jail stops (one line for all; stopping-jail's bans stay in the "
+            "database): 198.18.0.9"] == [record.getMessage() for record in caplog.records if "as the jail stops" in record.getMessage()]
