@@ -75,7 +75,10 @@ inside "install -d -m 0700 /run/floodguard-nginx $statedir && install -d /etc/ng
 docker cp "$repo/roles/nginx_ratelimit/files/floodguard_ban.lua" "$container:/etc/nginx/floodguard/"
 docker cp "$work/ban.conf" "$container:/etc/nginx/conf.d/floodguard-ban.conf"
 docker cp "$work/site.conf" "$container:/etc/nginx/conf.d/bench-site.conf"
-docker cp "$repo/roles/fail2ban/files/action.d/floodguard_nginx.py" "$container:/etc/fail2ban/action.d/"
+# The action loads floodguard_batching.py and floodguard_ports.py from its own directory.
+for file in floodguard_nginx.py floodguard_batching.py floodguard_ports.py; do
+  docker cp -L "$repo/roles/fail2ban/files/action.d/$file" "$container:/etc/fail2ban/action.d/"
+done
 docker cp "$work/jail.local" "$container:/etc/fail2ban/jail.d/bench.local"
 inside 'printf "[Definition]\nloglevel = WARNING\n" > /etc/fail2ban/fail2ban.d/bench.local'
 inside 'nginx -t -q && systemctl restart nginx && systemctl restart fail2ban'

@@ -48,8 +48,9 @@ def load_action(directory):
         module = types.ModuleType("fail2ban.server.actions")
         module.ActionBase = ActionBase
         sys.modules["fail2ban.server.actions"] = module
-    shutil.copy(os.path.join(ROOT, "roles/fail2ban/files/action.d/floodguard_wafv2.py"), directory)
-    shutil.copy(os.path.join(ROOT, "plugins/module_utils/_wafv2.py"), directory)
+    # The action and what it loads from its own directory (_wafv2.py and floodguard_ports.py are links to module_utils).
+    for name in ("floodguard_wafv2.py", "floodguard_batching.py", "floodguard_ports.py", "_wafv2.py"):
+        shutil.copy(os.path.join(ROOT, "roles/fail2ban/files/action.d", name), directory)
     spec = importlib.util.spec_from_file_location("floodguard_wafv2", os.path.join(directory, "floodguard_wafv2.py"))
     action = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(action)

@@ -5,32 +5,26 @@ read fail2ban's bans on the web container, wait with deadlines instead of fixed 
 
 from __future__ import annotations
 
-import json
 import os
-import shlex
-import time
+import sys
 
 import pytest
-import testinfra
 
-DISTRO = os.environ.get("MOLECULE_DISTRO", "bookworm")
+# The scenarios' shared test helpers: molecule/shared/tests/floodguard_molecule.py.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "tests"))
+from floodguard_molecule import addresses_by_label, docker_host as _docker_host, flood  # noqa: E402  pylint: disable=wrong-import-position
+from floodguard_molecule import wait_until as _wait_until  # noqa: E402  pylint: disable=wrong-import-position
+
 # The jail that bans what NGINX's limit_req rejects (fail2ban role default).
 JAIL = "nginx-req-limit"
-# Where converge.yml puts tools/flood.py on the attacker and the client.
-FLOOD = "/usr/local/bin/floodguard-flood"
 # The API endpoint behind NGINX's default zone (5 r/s, burst 5).
 PATH = "/api/ping"
 # Ban waits: fail2ban reads the log, then bans; on 2 loaded cores this takes a few seconds.
 BAN_DEADLINE_S = 15
 
 
-def container(role):
-    """Container name of a scenario host, as molecule.yml names it."""
-    return "fg-e2e-%s-%s" % (DISTRO, role)
-
-
 def docker_host(role):
-    return testinfra.get_host("docker://" + container(role))
+    return _docker_host("e2e", role)
 
 
 @pytest.fixture(scope="session")
@@ -46,13 +40,6 @@ def attacker():
 @pytest.fixture(scope="session")
 def client():
     return docker_host("client")
-
-
-def addresses_by_label(host, label):
-    """IPv4 addresses of a host whose label matches (prepare.yml labels the extra ones), in numeric order."""
-    out = host.check_output("ip -4 -o addr show label %s", label)
-    found = [line.split()[3].split("/")[0] for line in out.splitlines() if " inet " in line]
-    return sorted(found, key=lambda address: tuple(int(part) for part in address.split(".")))
 
 
 @pytest.fixture(scope="session")
@@ -92,25 +79,6 @@ def allowlisted_address(client):
     return address
 
 
-def flood(host, url, sources, requests, duration, **options):
-    """Runs tools/flood.py on host from the given source addresses; returns its JSON report.
-
-    options: concurrency, rate, timeout, stop_after_drops, timeline (see flood.py --help).
-    """
-    argv = ["python3", FLOOD, url, "--requests", str(requests), "--duration", str(duration)]
-    for source in sources:
-        argv += ["--source", source]
-    for name, value in sorted(options.items()):
-        flag = "--" + name.replace("_", "-")
-        if value is True:
-            argv.append(flag)
-        elif value is not None and value is not False:
-            argv += [flag, str(value)]
-    result = host.run(" ".join(shlex.quote(arg) for arg in argv))
-    assert result.rc == 0, "flood failed on %s: %s" % (host.backend.get_pseudo_hostname(), result.stderr)
-    return json.loads(result.stdout)
-
-
 def probe(host, url, sources, requests=2, timeout=1.0):
     """A couple of slow, polite requests from each source (below any rate): what a banned address gets."""
     report = flood(host, url, sources, requests, 10, concurrency=1, timeout=timeout)
@@ -135,19 +103,8 @@ def banned(web, jail=JAIL):
 
 
 def wait_until(what, check, deadline_s=BAN_DEADLINE_S, interval_s=0.5):
-    """Polls check() until it returns a true value or the deadline passes; returns (value, seconds waited)."""
-    started = time.monotonic()
-    while True:
-        try:
-            value = check()
-        except AssertionError:
-            value = None
-        waited = time.monotonic() - started
-        if value:
-            return value, waited
-        if waited > deadline_s:
-            raise AssertionError("%s: not within %s s" % (what, deadline_s))
-        time.sleep(interval_s)
+    """floodguard_molecule.wait_until with this scenario's ban deadline."""
+    return _wait_until(what, check, deadline_s, interval_s)
 
 
 def describe(report):

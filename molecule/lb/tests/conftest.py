@@ -7,16 +7,17 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
-import shlex
 import subprocess
-import time
+import sys
 
 import pytest
-import testinfra
 
-DISTRO = os.environ.get("MOLECULE_DISTRO", "bookworm")
+# The scenarios' shared test helpers: molecule/shared/tests/floodguard_molecule.py.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "tests"))
+from floodguard_molecule import addresses_by_label, docker_host as _docker_host, flood  # noqa: E402  pylint: disable=wrong-import-position
+from floodguard_molecule import wait_until as _wait_until  # noqa: E402  pylint: disable=wrong-import-position
+
 JAIL = "nginx-req-limit"
-FLOOD = "/usr/local/bin/floodguard-flood"
 PATH = "/api/ping"
 # NGINX's ban back end (nginx_ratelimit role defaults).
 BAN_SOCKET = "/run/floodguard-nginx/ban.sock"
@@ -26,12 +27,8 @@ LB_ALL, LB_PORT = 80, {"web1": 8001, "web2": 8002}
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 
 
-def container(role):
-    return "fg-lb-%s-%s" % (DISTRO, role)
-
-
 def docker_host(role):
-    return testinfra.get_host("docker://" + container(role))
+    return _docker_host("lb", role)
 
 
 @pytest.fixture(scope="session")
@@ -39,31 +36,9 @@ def hosts():
     return dict((role, docker_host(role)) for role in ("lb", "web1", "web2", "attacker", "client"))
 
 
-def addresses_by_label(host, label):
-    out = host.check_output("ip -4 -o addr show label %s", label)
-    found = [line.split()[3].split("/")[0] for line in out.splitlines() if " inet " in line]
-    return sorted(found, key=lambda address: tuple(int(part) for part in address.split(".")))
-
-
 def main_address(host):
     (address,) = addresses_by_label(host, "eth0")
     return address
-
-
-def flood(host, url, sources, requests, duration, **options):
-    """Runs tools/flood.py on host; returns its JSON report."""
-    argv = ["python3", FLOOD, url, "--requests", str(requests), "--duration", str(duration)]
-    for source in sources:
-        argv += ["--source", source]
-    for name, value in sorted(options.items()):
-        flag = "--" + name.replace("_", "-")
-        if value is True:
-            argv.append(flag)
-        elif value is not None and value is not False:
-            argv += [flag, str(value)]
-    result = host.run(" ".join(shlex.quote(arg) for arg in argv))
-    assert result.rc == 0, "flood failed: %s" % result.stderr
-    return json.loads(result.stdout)
 
 
 def probe(host, url, sources, requests=2):
@@ -90,18 +65,8 @@ def nginx_bans(web, jail=JAIL):
 
 
 def wait_until(what, check, deadline_s=BAN_DEADLINE_S, interval_s=0.5):
-    started = time.monotonic()
-    while True:
-        try:
-            value = check()
-        except AssertionError:
-            value = None
-        waited = time.monotonic() - started
-        if value:
-            return value, waited
-        if waited > deadline_s:
-            raise AssertionError("%s: not within %s s" % (what, deadline_s))
-        time.sleep(interval_s)
+    """floodguard_molecule.wait_until with this scenario's ban deadline."""
+    return _wait_until(what, check, deadline_s, interval_s)
 
 
 def run_playbook(name, *arguments):

@@ -14,12 +14,16 @@ import json
 import os
 import shlex
 import subprocess
+import sys
 import time
 
 import pytest
-import testinfra
 
-DISTRO = os.environ.get("MOLECULE_DISTRO", "bookworm")
+# The scenarios' shared test helpers: molecule/shared/tests/floodguard_molecule.py.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "tests"))
+from floodguard_molecule import DISTRO, docker_host as _docker_host  # noqa: E402  pylint: disable=wrong-import-position
+from floodguard_molecule import wait_until as _wait_until  # noqa: E402  pylint: disable=wrong-import-position
+
 SCENARIO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REGION = "eu-west-1"
 SETS = {"fg-v4-a": "IPV4", "fg-v4-b": "IPV4", "fg-v4-c": "IPV4", "fg-v6": "IPV6"}
@@ -30,7 +34,7 @@ EDGE_DEADLINE_S = 30
 
 
 def docker_host(role):
-    return testinfra.get_host("docker://fg-waf-%s-%s" % (DISTRO, role))
+    return _docker_host("waf", role)
 
 
 @pytest.fixture(scope="module")
@@ -69,15 +73,8 @@ def banned(host, jail):
 
 
 def wait_until(what, check, deadline_s=EDGE_DEADLINE_S, interval_s=0.2):
-    started = time.monotonic()
-    while True:
-        value = check()
-        waited = time.monotonic() - started
-        if value:
-            return waited
-        if waited > deadline_s:
-            raise AssertionError("%s: not within %s s" % (what, deadline_s))
-        time.sleep(interval_s)
+    """floodguard_molecule.wait_until with this scenario's deadline; returns the seconds waited."""
+    return _wait_until(what, check, deadline_s, interval_s)[1]
 
 
 def ipv4(host):

@@ -16,19 +16,27 @@ that holds an address of ``allowlist`` (the role passes fail2ban's ignoreip with
 addresses) or one of this host's addresses is never banned. The action itself blocks nothing.
 """
 
+import importlib.util
 import ipaddress
+import os
 import re
+import sys
 import threading
 import time
 
 from fail2ban.server.actions import ActionBase
 
-OPTIONS = ("threshold", "window", "ipv4prefix", "ipv6prefix", "allowlist")
+if "floodguard_batching" not in sys.modules:  # fail2ban loads actions by path: the base is next to this file
+    _SPEC = importlib.util.spec_from_file_location("floodguard_batching", os.path.join(os.path.dirname(os.path.abspath(__file__)), "floodguard_batching.py"))
+    sys.modules["floodguard_batching"] = importlib.util.module_from_spec(_SPEC)
+    _SPEC.loader.exec_module(sys.modules["floodguard_batching"])
+batching = sys.modules["floodguard_batching"]
+
 # How many bans pass between two sweeps of the prefixes whose counts have expired.
 SWEEP_EVERY = 1000
 
 
-class EscalateConfigError(ValueError):
+class EscalateConfigError(batching.ConfigError):
     """An option of the action is invalid."""
 
 
@@ -52,8 +60,10 @@ def _whole_number(option, value, low, high):
     return number
 
 
-class Settings:
+class Settings(batching.ActionSettings):
     """The action options, checked."""
+
+    OPTIONS = ("threshold", "window", "ipv4prefix", "ipv6prefix", "allowlist")
 
     def __init__(self, threshold="10", window="600", ipv4prefix="24", ipv6prefix="64", allowlist=""):
         self.threshold = _whole_number("threshold", threshold, 2, 1000000)
@@ -61,9 +71,14 @@ class Settings:
         self.prefix = {4: _whole_number("ipv4prefix", ipv4prefix, 8, 31), 6: _whole_number("ipv6prefix", ipv6prefix, 16, 127)}
         self.allowlist = parse_allowlist(allowlist)
 
+    def summary(self):
+        """One line for floodguard_check.py."""
+        return "prefixes /%d and /%d banned after %d of their addresses within %d s, %d allowlisted networks spared" % (
+            self.prefix[4], self.prefix[6], self.threshold, self.window, len(self.allowlist))
+
     @classmethod
     def from_options(cls, options):
-        return cls(**dict((key, value) for key, value in options.items() if key in OPTIONS))
+        return cls(**cls.known(options))
 
 
 def prefix_of(ip, prefixes):
@@ -127,13 +142,17 @@ class EscalateAction(ActionBase):
     def __init__(self, jail, action_name, **options):
         super().__init__(jail, action_name)
         try:
-            self._settings = Settings.from_options(options)
+            self._settings = self.settings_from(jail.name, options)
         except EscalateConfigError as error:
             self._logSys.error("[%s] action %s: %s", self._jail.name, self._name, error)
             raise
         self._lock = threading.Lock()
         self._counter = PrefixCounter(self._settings)
         self._protected = list(self._settings.allowlist)
+
+    @classmethod
+    def settings_from(cls, jail_name, options):  # pylint: disable=unused-argument  # floodguard_check.py's interface
+        return Settings.from_options(options)
 
     def start(self):
         self._protected = list(self._settings.allowlist) + _own_addresses()

@@ -16,17 +16,18 @@ default: the jail's name), ``chainpriority`` (default -10, before the filter cha
 Twice in one jail (say tcp and udp), each needs its own ``actname=`` and ``name=``. It uses
 libnftables (Debian package python3-nftables) and falls back to one ``nft`` run per batch.
 Port lists are parsed by floodguard_ports.py next to this file (the collection's
-plugins/module_utils/_ports.py). Check options before starting fail2ban (``fail2ban-client -t``
-does not load Python actions) with floodguard_nftables_check.py, also next to this file::
+plugins/module_utils/_ports.py); the batching core is floodguard_batching.py. Check options before
+starting fail2ban (``fail2ban-client -t`` does not load Python actions) with floodguard_check.py, also
+next to this file::
 
-    python3 /etc/fail2ban/action.d/floodguard_nftables_check.py --check-config   # every jail, as fail2ban reads them
-    python3 /etc/fail2ban/action.d/floodguard_nftables_check.py port=http,https protocol=tcp
+    python3 /etc/fail2ban/action.d/floodguard_check.py --check-config   # every jail, as fail2ban reads them
+    python3 /etc/fail2ban/action.d/floodguard_check.py floodguard_nftables.py port=http,https protocol=tcp
 
 Why not the stock nftables action: it runs one ``nft`` process per ban and unban (its measured cost
 is in the collection README, "Banning tens of thousands of addresses"), far too slow for 100,000
 addresses. This action runs in the fail2ban server process: ban() and unban() only record the wanted state of an address, and a
-flusher thread writes everything recorded in the last few milliseconds to the kernel in one
-nftables transaction (thousands of elements in about 10 ms). fail2ban keeps its own tickets,
+flusher thread (floodguard_batching.py) writes everything recorded in the last few milliseconds to the
+kernel in one nftables transaction (thousands of elements in about 10 ms). fail2ban keeps its own tickets,
 database and ``status`` output; only the firewall side is replaced.
 
 Reaction time: fail2ban's actions thread looks for the filter's new fail tickets in waits that grow
@@ -54,9 +55,6 @@ import shutil
 import subprocess
 import sys
 import threading
-import time
-
-from fail2ban.server.actions import ActionBase
 
 try:
     import nftables
@@ -64,18 +62,12 @@ except ImportError:  # the Debian package python3-nftables; without it the nft c
     nftables = None
 
 
-def _load_sibling(file_name, module_name):
-    """Load a module deployed next to this file: fail2ban loads actions by path, not from sys.path."""
-    if module_name in sys.modules:
-        return sys.modules[module_name]
-    spec = importlib.util.spec_from_file_location(module_name, os.path.join(os.path.dirname(os.path.abspath(__file__)), file_name))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    sys.modules[module_name] = module
-    return module
-
-
-ports = _load_sibling("floodguard_ports.py", "floodguard_ports")
+if "floodguard_batching" not in sys.modules:  # fail2ban loads actions by path: the base is next to this file
+    _SPEC = importlib.util.spec_from_file_location("floodguard_batching", os.path.join(os.path.dirname(os.path.abspath(__file__)), "floodguard_batching.py"))
+    sys.modules["floodguard_batching"] = importlib.util.module_from_spec(_SPEC)
+    _SPEC.loader.exec_module(sys.modules["floodguard_batching"])
+batching = sys.modules["floodguard_batching"]
+ports = batching.load_sibling("floodguard_ports.py", "floodguard_ports")
 
 TABLE = "inet floodguard"
 PORT_PROTOCOLS = frozenset(("tcp", "udp", "sctp", "dccp", "udplite"))
@@ -86,11 +78,10 @@ BLOCKTYPE_PATTERN = re.compile(r"^(drop|reject(?: with [a-z0-9 -]+)?)$")
 OPTIONS = ("name", "port", "protocol", "blocktype", "chainpriority", "flushdelay", "ticketwait", "allowlist")
 # Elements per nft command: keeps each netlink transaction and its error message small.
 CHUNK = 5000
-# A systematic failure must not write thousands of identical lines into the fail2ban log.
-MAX_ERRORS_LOGGED = 10
+MAX_ERRORS_LOGGED = batching.MAX_ERRORS_LOGGED
 
 
-class NftablesConfigError(ValueError):
+class NftablesConfigError(batching.ConfigError):
     """An action option that cannot work; the message names the option and the fix."""
 
 
@@ -142,8 +133,10 @@ def parse_allowlist(value):
     return dict((version, [str(net) for net in ipaddress.collapse_addresses(networks)]) for version, networks in by_version.items())
 
 
-class Settings:
+class Settings(batching.ActionSettings):
     """The action options, checked; equal settings mean nothing to change on reload."""
+
+    OPTIONS = OPTIONS
 
     def __init__(self, jail_name, name=None, port="0:65535", protocol="tcp", blocktype="drop",
                  chainpriority="-10", flushdelay="0.05", ticketwait="0.2", allowlist=""):
@@ -179,13 +172,11 @@ class Settings:
     @classmethod
     def from_options(cls, jail_name, options):
         # jail.conf's action_ also passes 'chain' (an iptables chain name), which has no use here.
-        return cls(jail_name, **dict((key, value) for key, value in options.items() if key in OPTIONS))
+        return cls(jail_name, **cls.known(options))
 
-    def __eq__(self, other):
-        return isinstance(other, Settings) and vars(self) == vars(other)
-
-    def __ne__(self, other):
-        return not self == other
+    def summary(self):
+        """What the jail's rule does, e.g. 'meta l4proto { tcp } th dport { 80, 443 } drop'."""
+        return " ".join(part for part in (self.match, self.blocktype) if part)
 
     def create_commands(self, flush_sets):
         """nft commands that create this jail's chain, sets and rules; safe to run again."""
@@ -260,37 +251,33 @@ def element_of(ip):
     return (network.version, not single), str(network.network_address) if single else str(network)
 
 
-class NftablesAction(ActionBase):
-    """fail2ban Python action: ban in nftables sets, written in batches by a flusher thread."""
+class NftablesAction(batching.BatchingAction):
+    """fail2ban Python action: ban in nftables sets, written in batches by a flusher thread.
 
-    # Read by floodguard.shield.fail2ban_ban (fail2ban-client get JAIL action NAME supports_networks):
-    # CIDR bans go to the interval sets.
-    supports_networks = True
+    Life cycle: start() ensures the table (_ensure_table) and starts the flusher; stop() stops it,
+    writes what is left and removes the jail's chain and sets.
+    """
+
+    # supports_networks (BatchingAction): CIDR bans go to the interval sets.
+    backend = "nftables"
 
     def __init__(self, jail, action_name, **options):
-        # The second argument must not be called 'name': 'name' is one of our options, and
-        # fail2ban passes the action name positionally and the options as keywords.
-        super().__init__(jail, action_name)
-        self._settings = self._read_settings(options)
+        super().__init__(jail, action_name, **options)
         self._nft = Nft()
-        self._lock = threading.Lock()  # guards _pending
-        # (set key, element) -> True to be banned, False to be unbanned; the latest call wins,
-        # which settles an unban that arrives while its ban is still waiting here.
-        self._pending = {}
-        self._wakeup = threading.Event()
-        self._stopping = False
-        self._flusher = None
-        self._apply_lock = threading.Lock()  # one writer at a time: flusher, flush(), stop()
+
+    @classmethod
+    def settings_from(cls, jail_name, options):
+        return Settings.from_options(jail_name, options)
 
     def _read_settings(self, options):
         ignored = sorted(set(options) - set(OPTIONS))
         if ignored:
             self._logSys.debug("[%s] %s: options not used by this action: %s", self._jail.name, self._name, ", ".join(ignored))
-        try:
-            return Settings.from_options(self._jail.name, options)
-        except NftablesConfigError as error:
-            self._logSys.error("[%s] action %s: %s", self._jail.name, self._name, error)
-            raise
+        return super()._read_settings(options)
+
+    def _ensure_table(self, flush_sets):
+        """Create (or re-create) the jail's chain and sets in the table; return nft's error text or ''."""
+        return self._nft.run("\n".join(self._settings.create_commands(flush_sets=flush_sets)))
 
     # fail2ban life cycle
 
@@ -302,43 +289,24 @@ class NftablesAction(ActionBase):
         with self._apply_lock:
             # A crash may have left elements behind; fail2ban restores the bans it still holds right
             # after start(). Under the lock, so that no ban recorded meanwhile is written before the flush.
-            error = self._nft.run("\n".join(self._settings.create_commands(flush_sets=True)))
+            error = self._ensure_table(flush_sets=True)
         # Started even after an error: then each batch tries to create the chain again and logs why.
-        self._stopping = False
-        self._flusher = threading.Thread(target=self._flush_loop, name="f2b/%s.%s" % (self._jail.name, self._name))
-        self._flusher.daemon = True
-        self._flusher.start()
+        self._start_flusher()
         if error:
             raise RuntimeError("cannot create nftables chain %s and its sets: %s" % (self._settings.chain, error))
 
-    def _shorten_ticket_wait(self):
-        actions = getattr(self._jail, "actions", None)
-        current = getattr(actions, "sleeptime", None)
-        if self._settings.ticketwait and isinstance(current, (int, float)) and current > self._settings.ticketwait:
-            actions.sleeptime = self._settings.ticketwait
-            self._logSys.debug("[%s] %s: actions thread waits at most %s s for new tickets (was %s s)",
-                               self._jail.name, self._name, self._settings.ticketwait, current)
-
     def stop(self):
         self._stop_flusher()
+        with self._apply_lock:
+            self._flush_pending()
         error = self._nft.run("\n".join(self._settings.remove_commands()))
         if error:
             self._logSys.error("[%s] cannot remove nftables chain %s and its sets: %s", self._jail.name, self._settings.chain, error)
 
-    def ban(self, aInfo):  # pylint: disable=invalid-name  # fail2ban's name
-        self._want(aInfo["ip"], True)
-
-    def reban(self, aInfo):  # pylint: disable=invalid-name
-        self._want(aInfo["ip"], True)
-
-    def unban(self, aInfo):  # pylint: disable=invalid-name
-        self._want(aInfo["ip"], False)
-
     def flush(self):
         """Unban everything of this jail at once (fail2ban-client unban --all, jail stop)."""
         with self._apply_lock:
-            with self._lock:
-                self._pending.clear()
+            self._take_pending()
             error = self._nft.run("\n".join("flush set %s %s" % (TABLE, name) for name in sorted(self._settings.sets.values())))
         if error:
             self._logSys.error("[%s] cannot flush nftables sets: %s", self._jail.name, error)
@@ -357,12 +325,6 @@ class NftablesAction(ActionBase):
             return False
         return self._repair()
 
-    def clearAllParams(self):  # pylint: disable=invalid-name
-        # fail2ban keeps an action over `fail2ban-client reload` (and then calls reload()) only if
-        # it has both this method and reload(); otherwise it unbans everything with the action and
-        # removes it from the jail.
-        return None
-
     def reload(self, **options):
         settings = self._read_settings(options)
         if settings == self._settings:
@@ -374,7 +336,7 @@ class NftablesAction(ActionBase):
             # A base chain's priority cannot change in place: replace the chain, keep the sets.
             self._nft.run("delete chain %s %s" % (TABLE, old.chain))
             self._settings = settings
-            error = self._nft.run("\n".join(settings.create_commands(flush_sets=False)))
+            error = self._ensure_table(flush_sets=False)
         self._shorten_ticket_wait()
         if error:
             self._logSys.error("[%s] cannot apply changed options to nftables: %s", self._jail.name, error)
@@ -384,45 +346,15 @@ class NftablesAction(ActionBase):
 
     # batching
 
-    def _want(self, ip, banned):
+    def _target(self, ip, banned):
         target = element_of(ip)
         if target is None:
-            self._logSys.error("[%s] %s: %r is not an IP address or network, so nftables cannot %s it",
-                               self._jail.name, self._name, str(ip), "ban" if banned else "unban")
-            return
-        with self._lock:
-            self._pending[target] = banned
-        self._wakeup.set()
-
-    def _flush_loop(self):
-        while True:
-            self._wakeup.wait()
-            # Let a burst (a banip call with thousands of addresses, a restore) gather into one transaction.
-            if self._settings.flushdelay and not self._stopping:
-                time.sleep(self._settings.flushdelay)
-            self._wakeup.clear()
-            # Checked after clear(): a stop signalled during the sleep is not lost; stop() writes what is left.
-            if self._stopping:
-                return
-            try:
-                with self._apply_lock:
-                    self._flush_pending()
-            except Exception as error:  # pylint: disable=broad-exception-caught  # the thread must survive
-                self._logSys.error("[%s] %s: unexpected error writing bans to nftables: %s", self._jail.name, self._name, error)
-
-    def _stop_flusher(self):
-        self._stopping = True
-        self._wakeup.set()
-        if self._flusher is not None:
-            self._flusher.join()
-            self._flusher = None
-        with self._apply_lock:
-            self._flush_pending()
+            self._log_not_an_address(ip, banned)
+        return target
 
     def _flush_pending(self):
         """Write the pending bans and unbans; caller holds _apply_lock."""
-        with self._lock:
-            pending, self._pending = self._pending, {}
+        pending = self._take_pending()
         if not pending:
             return
         by_set = {}
@@ -465,7 +397,7 @@ class NftablesAction(ActionBase):
         if not locked:
             with self._apply_lock:
                 return self._repair(locked=True)
-        error = self._nft.run("\n".join(self._settings.create_commands(flush_sets=True)))
+        error = self._ensure_table(flush_sets=True)
         if error:
             self._logSys.error("[%s] cannot recreate nftables chain %s: %s", self._jail.name, self._settings.chain, error)
             return False

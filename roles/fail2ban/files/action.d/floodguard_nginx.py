@@ -19,10 +19,10 @@ the jail's bans are kept for NGINX to load after a restart: <statedir>/<name>.ba
 (addresses and networks never sent to NGINX), ``flushdelay`` (default 0.05 s: how long a burst of bans
 gathers before it is sent), ``checkinterval`` (default 5 s: how often the action compares NGINX's count
 of the jail's bans with its own, and sends them all again if they differ) and ``ticketwait`` (as in
-floodguard_nftables.py). Check the options of every jail (``fail2ban-client -t`` does not load Python
-actions)::
+floodguard_nftables.py). The batching core is floodguard_batching.py next to this file. Check the options
+of every jail (``fail2ban-client -t`` does not load Python actions)::
 
-    python3 /etc/fail2ban/action.d/floodguard_nginx.py --check-config
+    python3 /etc/fail2ban/action.d/floodguard_check.py --check-config
 
 Survival: fail2ban restores its bans from its database after a restart and calls ban() for each; NGINX
 keeps the dict over a reload (HUP) and loads the state files at start (init_by_lua) after a restart.
@@ -30,20 +30,21 @@ Elements travel as the hex of the packed address and the prefix length ("cb00710
 side never parses address text.
 """
 
-import ast
 import http.client
+import importlib.util
 import ipaddress
-import json
 import os
 import re
 import socket
-import subprocess
 import sys
 import tempfile
-import threading
-import time
 
-from fail2ban.server.actions import ActionBase
+if "floodguard_batching" not in sys.modules:  # fail2ban loads actions by path: the base is next to this file
+    _SPEC = importlib.util.spec_from_file_location("floodguard_batching", os.path.join(os.path.dirname(os.path.abspath(__file__)), "floodguard_batching.py"))
+    sys.modules["floodguard_batching"] = importlib.util.module_from_spec(_SPEC)
+    _SPEC.loader.exec_module(sys.modules["floodguard_batching"])
+batching = sys.modules["floodguard_batching"]
+ports = batching.load_sibling("floodguard_ports.py", "floodguard_ports")
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 PATH_PATTERN = re.compile(r"^/[^\s'\"\\;{}#]*$")
@@ -53,17 +54,13 @@ CHUNK = 5000
 TIMEOUT = 30
 
 
-class NginxBanConfigError(ValueError):
+class NginxBanConfigError(batching.ConfigError):
     """An action option that cannot work; the message names the option and the fix."""
-
-
-def _split_words(value):
-    return [word for word in re.split(r"[\s,]+", str(value).strip()) if word]
 
 
 def parse_allowlist(value):
     networks = []
-    for word in _split_words(value):
+    for word in ports.split_words(value):
         try:
             networks.append(ipaddress.ip_network(word, strict=False))
         except ValueError:
@@ -71,8 +68,10 @@ def parse_allowlist(value):
     return networks
 
 
-class Settings:
+class Settings(batching.ActionSettings):
     """The action options, checked."""
+
+    OPTIONS = OPTIONS
 
     def __init__(self, jail_name, name=None, socket="/run/floodguard-nginx/ban.sock",  # pylint: disable=redefined-outer-name
                  statedir="/var/lib/floodguard/nginx-bans", allowlist="", flushdelay="0.05", checkinterval="5",
@@ -102,13 +101,10 @@ class Settings:
 
     @classmethod
     def from_options(cls, jail_name, options):
-        return cls(jail_name, **dict((key, value) for key, value in options.items() if key in OPTIONS))
+        return cls(jail_name, **cls.known(options))
 
-    def __eq__(self, other):
-        return isinstance(other, Settings) and vars(self) == vars(other)
-
-    def __ne__(self, other):
-        return not self == other
+    def summary(self):
+        return "bans of %s via %s, kept in %s" % (self.name, self.socket, self.statefile)
 
 
 def element_of(ip):
@@ -178,31 +174,25 @@ class Management:
         return int(self.request("POST", "flush").split()[-1])
 
 
-class NginxAction(ActionBase):
-    """fail2ban Python action: bans in NGINX's shared dict, sent in batches by a flusher thread."""
+class NginxAction(batching.BatchingAction):
+    """fail2ban Python action: bans in NGINX's shared dict, sent in batches by a flusher thread.
 
-    # Read by floodguard.shield.fail2ban_ban: CIDR bans work.
-    supports_networks = True
+    Every ``checkinterval`` seconds without bans to send, the flusher compares NGINX's count of the
+    jail's bans with its own (consistencyCheck) and sends them all again when they differ.
+    """
+
+    # supports_networks (BatchingAction): CIDR bans work.
+    backend = "NGINX"
 
     def __init__(self, jail, action_name, **options):
-        super().__init__(jail, action_name)
-        self._settings = self._read_settings(options)
+        super().__init__(jail, action_name, **options)
         self._management = Management(self._settings)
-        self._lock = threading.Lock()  # guards _pending
-        self._pending = {}  # element -> True (ban) or False (unban); the latest call wins
         self._banned = set()  # elements this jail has in NGINX (and in its state file)
-        self._wakeup = threading.Event()
-        self._stopping = False
-        self._flusher = None
-        self._apply_lock = threading.Lock()  # one writer at a time
         self._errors_logged = 0
 
-    def _read_settings(self, options):
-        try:
-            return Settings.from_options(self._jail.name, options)
-        except NginxBanConfigError as error:
-            self._logSys.error("[%s] action %s: %s", self._jail.name, self._name, error)
-            raise
+    @classmethod
+    def settings_from(cls, jail_name, options):
+        return Settings.from_options(jail_name, options)
 
     # fail2ban life cycle
 
@@ -210,54 +200,38 @@ class NginxAction(ActionBase):
         self._shorten_ticket_wait()
         with self._apply_lock:
             # fail2ban restores the bans it holds right after start(); clear what a crash may have left.
-            self._banned = set()
-            self._write_state()
-            try:
-                self._management.flush()
-            except NginxBanError as error:
-                self._logSys.warning("[%s] %s: %s; the bans go to %s and NGINX loads them when it starts",
-                                     self._jail.name, self._name, error, self._settings.statefile)
-        self._stopping = False
-        self._flusher = threading.Thread(target=self._flush_loop, name="f2b/%s.%s" % (self._jail.name, self._name))
-        self._flusher.daemon = True
-        self._flusher.start()
-
-    def _shorten_ticket_wait(self):
-        actions = getattr(self._jail, "actions", None)
-        current = getattr(actions, "sleeptime", None)
-        if self._settings.ticketwait and isinstance(current, (int, float)) and current > self._settings.ticketwait:
-            actions.sleeptime = self._settings.ticketwait
+            error = self._forget_all()
+        if error:
+            self._logSys.warning("[%s] %s: %s; the bans go to %s and NGINX loads them when it starts",
+                                 self._jail.name, self._name, error, self._settings.statefile)
+        self._start_flusher()
 
     def stop(self):
-        self._stopping = True
-        self._wakeup.set()
-        if self._flusher is not None:
-            self._flusher.join()
-            self._flusher = None
+        self._stop_flusher()
         self.flush()
-
-    def ban(self, aInfo):  # pylint: disable=invalid-name  # fail2ban's name
-        self._want(aInfo["ip"], True)
-
-    def reban(self, aInfo):  # pylint: disable=invalid-name
-        self._want(aInfo["ip"], True)
-
-    def unban(self, aInfo):  # pylint: disable=invalid-name
-        self._want(aInfo["ip"], False)
 
     def flush(self):
         """Unban everything of this jail at once (fail2ban-client unban --all, jail stop)."""
         with self._apply_lock:
-            with self._lock:
-                self._pending.clear()
-            self._banned = set()
-            self._write_state()
-            try:
-                self._management.flush()
-            except NginxBanError as error:
-                self._logSys.error("[%s] %s: %s", self._jail.name, self._name, error)
-                return False
+            error = self._forget_all()
+        if error:
+            self._logSys.error("[%s] %s: %s", self._jail.name, self._name, error)
+            return False
         return True
+
+    def _forget_all(self):
+        """Drop every ban of this jail: pending, in the state file, in NGINX; the caller holds _apply_lock.
+
+        Returns NGINX's error when it could not be reached (the empty state file stands), else None.
+        """
+        self._take_pending()
+        self._banned = set()
+        self._write_state()
+        try:
+            self._management.flush()
+        except NginxBanError as error:
+            return error
+        return None
 
     def consistencyCheck(self, beforeRepair=None):  # pylint: disable=invalid-name
         """Called by fail2ban when a banned address keeps failing: does NGINX hold every ban?"""
@@ -269,10 +243,6 @@ class NginxAction(ActionBase):
         if beforeRepair is not None and not beforeRepair():
             return False
         return self._resync()
-
-    def clearAllParams(self):  # pylint: disable=invalid-name
-        # With reload() this keeps the action (and its bans) over `fail2ban-client reload`.
-        return None
 
     def reload(self, **options):
         settings = self._read_settings(options)
@@ -286,63 +256,50 @@ class NginxAction(ActionBase):
 
     # batching
 
-    def _want(self, ip, banned):
+    def _target(self, ip, banned):
         target = element_of(ip)
         if target is None:
-            self._logSys.error("[%s] %s: %r is not an IP address or network, so NGINX cannot %s it",
-                               self._jail.name, self._name, str(ip), "ban" if banned else "unban")
-            return
+            self._log_not_an_address(ip, banned)
+            return None
         element, network = target
         if banned and any(network.version == allowed.version and network.subnet_of(allowed) for allowed in self._settings.allowlist):
             self._logSys.warning("[%s] %s: %s is allowlisted: not banned in NGINX", self._jail.name, self._name, network)
-            return
-        with self._lock:
-            self._pending[element] = banned
-        self._wakeup.set()
+            return None
+        return element
 
-    def _flush_loop(self):
-        while True:
-            woken = self._wakeup.wait(self._settings.checkinterval)
-            if woken and self._settings.flushdelay and not self._stopping:
-                # Let a burst (a banip call with thousands of addresses, a restore) gather into one batch.
-                time.sleep(self._settings.flushdelay)
-            self._wakeup.clear()
-            if self._stopping:
-                return
-            try:
-                if woken:
-                    self._flush_pending()
-                else:
-                    self.consistencyCheck()
-            except Exception as error:  # pylint: disable=broad-exception-caught  # the thread must survive
-                self._log_error("unexpected error sending bans to NGINX: %s" % error)
+    def _idle_timeout(self):
+        return self._settings.checkinterval
+
+    def _idle(self):
+        self.consistencyCheck()
+
+    def _log_unexpected(self, error):
+        self._log_error("unexpected error sending bans to NGINX: %s" % error)
 
     def _flush_pending(self):
-        with self._apply_lock:
-            with self._lock:
-                pending, self._pending = self._pending, {}
-            if not pending:
-                return
-            added = [element for element, banned in pending.items() if banned and element not in self._banned]
-            removed = [element for element, banned in pending.items() if not banned and element in self._banned]
-            self._banned.update(added)
-            self._banned.difference_update(removed)
-            self._write_state()
-            try:
-                count = None
-                if removed:
-                    count = self._management.change("remove", removed)
-                if added:
-                    count = self._management.change("add", added)
-            except NginxBanError as error:
-                # NGINX loads the state file when it starts; a running NGINX gets everything at the next check.
-                self._log_error(str(error))
-                return
-            if count is not None and count != len(self._banned):
-                self._logSys.warning("[%s] %s: NGINX holds %d bans of this jail, fail2ban %d: sending them all again",
-                                     self._jail.name, self._name, count, len(self._banned))
-                self._resync(locked=True)
-            self._errors_logged = 0
+        pending = self._take_pending()
+        if not pending:
+            return
+        added = [element for element, banned in pending.items() if banned and element not in self._banned]
+        removed = [element for element, banned in pending.items() if not banned and element in self._banned]
+        self._banned.update(added)
+        self._banned.difference_update(removed)
+        self._write_state()
+        try:
+            count = None
+            if removed:
+                count = self._management.change("remove", removed)
+            if added:
+                count = self._management.change("add", added)
+        except NginxBanError as error:
+            # NGINX loads the state file when it starts; a running NGINX gets everything at the next check.
+            self._log_error(str(error))
+            return
+        if count is not None and count != len(self._banned):
+            self._logSys.warning("[%s] %s: NGINX holds %d bans of this jail, fail2ban %d: sending them all again",
+                                 self._jail.name, self._name, count, len(self._banned))
+            self._resync(locked=True)
+        self._errors_logged = 0
 
     def _resync(self, locked=False):
         """Make NGINX hold exactly this jail's bans (after an NGINX restart that lost them, a failed batch)."""
@@ -372,52 +329,9 @@ class NginxAction(ActionBase):
     def _log_error(self, message):
         # A systematic failure (NGINX down during a flood) must not flood the fail2ban log.
         self._errors_logged += 1
-        if self._errors_logged <= 10:
+        if self._errors_logged <= batching.MAX_ERRORS_LOGGED:
             self._logSys.error("[%s] %s: %s", self._jail.name, self._name, message)
 
 
 Action = NginxAction
 
-
-def configured_actions(dump):
-    """[(jail, action name, options)] of this action in `fail2ban-client --dump` output."""
-    found = []
-    for line in dump.splitlines():
-        if "addaction" not in line or not line.startswith("["):
-            continue
-        try:
-            command = ast.literal_eval(line)
-        except (ValueError, SyntaxError):
-            continue
-        if len(command) >= 5 and command[0] == "set" and command[2] == "addaction" \
-                and os.path.basename(str(command[4])) == os.path.basename(__file__):
-            options = json.loads(command[5]) if len(command) > 5 and command[5] else {}
-            found.append((command[1], command[3], options))
-    return found
-
-
-def check_configuration(client="fail2ban-client"):
-    """Check every jail's options of this action as fail2ban reads them from /etc/fail2ban."""
-    done = subprocess.run([client, "--dump"], capture_output=True, text=True, check=False, env=dict(os.environ, LC_ALL="C"))
-    if done.returncode:
-        sys.stderr.write("fail2ban-client --dump failed (rc=%d): %s\n" % (done.returncode, done.stderr.strip()))
-        return 1
-    problems = []
-    actions = configured_actions(done.stdout)
-    for jail, action_name, options in actions:
-        try:
-            Settings.from_options(jail, options)
-        except NginxBanConfigError as error:
-            problems.append("jail %s, action %s: %s" % (jail, action_name, error))
-    for problem in problems:
-        sys.stderr.write("floodguard_nginx: %s\n" % problem)
-    if not problems:
-        sys.stdout.write("OK: %d jail action(s) checked\n" % len(actions))
-    return 1 if problems else 0
-
-
-if __name__ == "__main__":
-    if sys.argv[1:] != ["--check-config"]:
-        sys.stderr.write("usage: python3 %s --check-config\n" % sys.argv[0])
-        sys.exit(2)
-    sys.exit(check_configuration())

@@ -14,11 +14,13 @@ endpoint; moto in tests), ``profile``, ``allowlist`` (never sent to the edge), `
 (default 1 s: how long bans gather into one update), ``retrymax`` (default 60 s: the longest wait
 between attempts while AWS cannot be reached), ``reconciledelay`` (default 5 s after start, when
 fail2ban has restored its bans) and ``statedir`` (default /var/lib/fail2ban). Credentials come from
-the boto3 chain (on EC2 the instance profile). Needs Debian's python3-boto3. Check the options with::
+the boto3 chain (on EC2 the instance profile). Needs Debian's python3-boto3. Check the options (and,
+with --connect, read the sets) with::
 
-    python3 /etc/fail2ban/action.d/floodguard_wafv2.py ipsets=floodguard-v4 region=eu-west-1
+    python3 /etc/fail2ban/action.d/floodguard_check.py floodguard_wafv2.py ipsets=floodguard-v4 region=eu-west-1 [--connect]
 
-How it works: ban() and unban() only record the wanted state of an address. A flusher thread writes
+How it works: ban() and unban() only record the wanted state of an address (floodguard_batching.py,
+shared with the other actions). A flusher thread of its own, which retries, writes
 what gathered during ``flushdelay`` with one GetIPSet per set and one UpdateIPSet per set that
 changes (the WAF logic is _wafv2.py, the collection's module_util, installed next to this file), so
 a burst of 1,000 bans is one update per set. A lock conflict (another host wrote the set) is retried
@@ -39,38 +41,34 @@ import json
 import os
 import re
 import sys
-import threading
 import time
 
-from fail2ban.server.actions import ActionBase
-
-
-def _load_wafv2():
-    """The collection's plugins/module_utils/_wafv2.py, which the role installs next to this file."""
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_wafv2.py")
-    spec = importlib.util.spec_from_file_location("floodguard_wafv2_lib", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-wafv2 = _load_wafv2()
+if "floodguard_batching" not in sys.modules:  # fail2ban loads actions by path: the base is next to this file
+    _SPEC = importlib.util.spec_from_file_location("floodguard_batching", os.path.join(os.path.dirname(os.path.abspath(__file__)), "floodguard_batching.py"))
+    sys.modules["floodguard_batching"] = importlib.util.module_from_spec(_SPEC)
+    _SPEC.loader.exec_module(sys.modules["floodguard_batching"])
+batching = sys.modules["floodguard_batching"]
+ports = batching.load_sibling("floodguard_ports.py", "floodguard_ports")
+# The collection's plugins/module_utils/_wafv2.py, which the role installs next to this file.
+wafv2 = batching.load_sibling("_wafv2.py", "floodguard_wafv2_lib")
 
 OPTIONS = ("ipsets", "scope", "region", "endpoint", "profile", "allowlist", "flushdelay", "retrymax",
            "reconciledelay", "statedir", "attempts")
 NAME_PATTERN = re.compile(r"^[\w-]{1,128}(:[0-9a-f-]{1,36})?$")
 
 
-class WafConfigError(ValueError):
+class WafConfigError(batching.ConfigError):
     """An action option that cannot work; the message names the option and the fix."""
 
 
 def _words(value):
-    return [word for word in re.split(r"[\s,]+", str(value or "").strip()) if word]
+    return ports.split_words(value or "")
 
 
-class Settings:
+class Settings(batching.ActionSettings):
     """The action options, checked."""
+
+    OPTIONS = OPTIONS
 
     def __init__(self, ipsets="", scope="REGIONAL", region="", endpoint="", profile="", allowlist="",
                  flushdelay="1", retrymax="60", reconciledelay="5", statedir="/var/lib/fail2ban", attempts="8"):
@@ -103,36 +101,44 @@ class Settings:
 
     @classmethod
     def from_options(cls, options):
-        return cls(**dict((key, value) for key, value in options.items() if key in OPTIONS))
+        return cls(**cls.known(options))
+
+    def summary(self):
+        return "%s (%s)" % (" ".join(self.ipsets), self.scope)
 
 
-class WafV2Action(ActionBase):
-    """fail2ban Python action: mirror bans into WAFv2 IP sets, written in coalesced batches."""
+def connect_report(settings):
+    """One line per IP set, read from AWS: what `floodguard_check.py floodguard_wafv2.py ... --connect` prints."""
+    try:
+        client = wafv2.make_client(region=settings.region, scope=settings.scope, endpoint_url=settings.endpoint,
+                                   profile=settings.profile)
+        ip_sets = wafv2.IPSets(client, settings.scope, settings.ipsets).read()
+    except wafv2.WafError as error:
+        raise WafConfigError("cannot read the IP sets: %s" % error.msg) from None
+    return ["%s %s: %d addresses" % (ip_set.name, ip_set.version, len(ip_set.addresses)) for ip_set in ip_sets]
 
-    supports_networks = True
+
+class WafV2Action(batching.BatchingAction):
+    """fail2ban Python action: mirror bans into WAFv2 IP sets, written in coalesced batches.
+
+    Its flusher loop is its own: a batch that AWS refuses stays pending and is retried with backoff.
+    """
+
+    backend = "the AWS edge"
 
     def __init__(self, jail, action_name, **options):
-        super().__init__(jail, action_name)
-        self._settings = self._read_settings(options)
-        self._lock = threading.Lock()  # guards _pending and _owned
-        # CIDR -> True (wanted in the sets) or False (wanted out); the latest call wins.
-        self._pending = {}
+        super().__init__(jail, action_name, **options)
+        # _lock also guards _owned; _pending: CIDR -> True (wanted in the sets) or False (wanted out).
         self._owned = set()  # what this host's jail has put into the sets
-        self._wakeup = threading.Event()
-        self._stopping = False
-        self._flusher = None
         self._ip_sets = None
         self._reconcile_at = None
         self._previous = set()
         self.syncs = 0
         self.failures = 0
 
-    def _read_settings(self, options):
-        try:
-            return Settings.from_options(options)
-        except WafConfigError as error:
-            self._logSys.error("[%s] action %s: %s", self._jail.name, self._name, error)
-            raise
+    @classmethod
+    def settings_from(cls, jail_name, options):
+        return Settings.from_options(options)
 
     @property
     def state_file(self):
@@ -149,32 +155,16 @@ class WafV2Action(ActionBase):
         self._previous = self._load_state()
         self._owned = set(self._previous)
         self._reconcile_at = time.monotonic() + self._settings.reconciledelay
-        self._stopping = False
-        self._flusher = threading.Thread(target=self._flush_loop, name="f2b/%s.%s" % (self._jail.name, self._name))
-        self._flusher.daemon = True
-        self._flusher.start()
+        self._start_flusher()
         self._wakeup.set()
 
     def stop(self):
-        self._stopping = True
-        self._wakeup.set()
-        if self._flusher is not None:
-            self._flusher.join(timeout=self._settings.retrymax + 30)
-            self._flusher = None
+        self._stop_flusher(timeout=self._settings.retrymax + 30)
         with self._lock:
             left = len(self._pending)
         if left:
             self._logSys.warning("[%s] %s: %d edge changes not written yet; the next start reconciles them",
                                  self._jail.name, self._name, left)
-
-    def ban(self, aInfo):  # pylint: disable=invalid-name  # fail2ban's name
-        self._want(aInfo["ip"], True)
-
-    def reban(self, aInfo):  # pylint: disable=invalid-name
-        self._want(aInfo["ip"], True)
-
-    def unban(self, aInfo):  # pylint: disable=invalid-name
-        self._want(aInfo["ip"], False)
 
     def flush(self):
         """fail2ban-client unban --all, or a jail stopping: fail2ban unbans everything at once."""
@@ -191,14 +181,9 @@ class WafV2Action(ActionBase):
         self._wakeup.set()
         return True
 
-    def clearAllParams(self):  # pylint: disable=invalid-name
-        # fail2ban keeps an action over `fail2ban-client reload` (and then calls reload()) only if it has
-        # both this method and reload(); otherwise it flushes the action, which would empty the edge.
-        return None
-
     def reload(self, **options):
         settings = self._read_settings(options)
-        if vars(settings) != vars(self._settings):
+        if settings != self._settings:
             self._logSys.info("[%s] %s: applying changed options", self._jail.name, self._name)
             self._settings = settings
             self._ip_sets = None  # other sets, endpoint or region: a new client
@@ -206,18 +191,16 @@ class WafV2Action(ActionBase):
 
     # batching
 
-    def _want(self, ip, banned):
+    def _target(self, ip, banned):
         try:
             cidr = wafv2.waf_cidr(str(ip))
         except ValueError:
-            self._logSys.error("[%s] %s: %r is not an IP address or network", self._jail.name, self._name, str(ip))
-            return
+            self._log_not_an_address(ip, banned)
+            return None
         if banned and wafv2.allowlisted([cidr], self._settings.allowlist):
             self._logSys.warning("[%s] %s: %s is allowlisted: not sent to the edge", self._jail.name, self._name, cidr)
-            return
-        with self._lock:
-            self._pending[cidr] = banned
-        self._wakeup.set()
+            return None
+        return cidr
 
     def _flush_loop(self):
         wait = None  # None: until woken; else seconds until the next retry
@@ -325,33 +308,3 @@ class WafV2Action(ActionBase):
 
 Action = WafV2Action
 
-
-def main(argv):
-    """Check action options: python3 floodguard_wafv2.py ipsets=a,b region=eu-west-1 [--connect]."""
-    connect = "--connect" in argv
-    options = {}
-    for argument in argv:
-        if argument == "--connect":
-            continue
-        key, separator, value = argument.partition("=")
-        if not separator:
-            sys.stderr.write("%r is not option=value\n" % argument)
-            return 2
-        options[key] = value
-    try:
-        settings = Settings.from_options(options)
-        if connect:
-            client = wafv2.make_client(region=settings.region, scope=settings.scope, endpoint_url=settings.endpoint,
-                                       profile=settings.profile)
-            sets = wafv2.IPSets(client, settings.scope, settings.ipsets).read()
-            for ip_set in sets:
-                sys.stdout.write("%s %s: %d addresses\n" % (ip_set.name, ip_set.version, len(ip_set.addresses)))
-    except (WafConfigError, wafv2.WafError) as error:
-        sys.stderr.write("floodguard_wafv2: %s\n" % getattr(error, "msg", error))
-        return 1
-    sys.stdout.write("OK: %s (%s)\n" % (" ".join(settings.ipsets), settings.scope))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

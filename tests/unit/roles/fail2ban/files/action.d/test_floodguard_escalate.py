@@ -9,26 +9,13 @@ fail2ban, nftables and NGINX are exercised by the Molecule scenario botnet.
 
 from __future__ import annotations
 
-import importlib.util
 import ipaddress
-from pathlib import Path
 
 import pytest
 
-from ansible_collections.floodguard.shield.tests.unit.roles.fail2ban.fail2ban_stand_in import provide_action_base
+from ansible_collections.floodguard.shield.tests.unit.roles.fail2ban.actions import load_action
 
-ACTION_FILE = Path(__file__).resolve().parents[6] / "roles" / "fail2ban" / "files" / "action.d" / "floodguard_escalate.py"
-
-
-def _load_action_module():
-    provide_action_base()
-    spec = importlib.util.spec_from_file_location("floodguard_escalate", ACTION_FILE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-escalate = _load_action_module()
+escalate = load_action("floodguard_escalate.py")
 
 
 class Actions:

@@ -13,38 +13,22 @@ end-to-end runs with real fail2ban are tools/bench-ban-action.sh and the role's 
 from __future__ import annotations
 
 import ctypes
-import importlib.util
 import json
 import logging
 import os
 import shutil
 import subprocess
-import sys
 import time
 import types
 from pathlib import Path
 
 import pytest
 
-from ansible_collections.floodguard.shield.tests.unit.roles.fail2ban.fail2ban_stand_in import provide_action_base
+from ansible_collections.floodguard.shield.tests.unit.roles.fail2ban.actions import load_action, wait_for
 
-ACTION_DIR = Path(__file__).resolve().parents[6] / "roles" / "fail2ban" / "files" / "action.d"
 CLONE_NEWNET = 0x40000000
 
-
-def load_action_module():
-    """The action as fail2ban loads it: by path (its floodguard_ports.py next to it)."""
-    if "floodguard_nftables" in sys.modules:
-        return sys.modules["floodguard_nftables"]
-    provide_action_base()
-    spec = importlib.util.spec_from_file_location("floodguard_nftables", ACTION_DIR / "floodguard_nftables.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    sys.modules["floodguard_nftables"] = module
-    return module
-
-
-action_module = load_action_module()
+action_module = load_action("floodguard_nftables.py")
 
 
 class BanList:
@@ -71,13 +55,6 @@ def elements(set_name):
             else:
                 found.append(element)
     return sorted(found)
-
-
-def wait_until(probe, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while not probe():
-        assert time.monotonic() < deadline, "condition not reached in %s s" % timeout
-        time.sleep(0.01)
 
 
 @pytest.fixture(name="netns")
@@ -185,7 +162,7 @@ def test_bans_and_unbans_reach_the_sets_in_batches():
         v4 = ["198.18.%d.%d" % (i // 250, i % 250 + 1) for i in range(6000)]
         for ip in v4 + ["2001:db8::1", "203.0.113.0/24", "2001:db8:1::/48"]:
             ban(action, jail, ip)
-        wait_until(lambda: len(elements("f2b-manual-v4")) == 6000)
+        assert wait_for(lambda: len(elements("f2b-manual-v4")) == 6000)
         assert elements("f2b-manual-v6") == ["2001:db8::1"]
         assert elements("f2b-manual-v4net") == ["203.0.113.0/24"]
         assert elements("f2b-manual-v6net") == ["2001:db8:1::/48"]
@@ -195,7 +172,7 @@ def test_bans_and_unbans_reach_the_sets_in_batches():
         for ip in v4[:5999] + ["203.0.113.0/24"]:
             unban(action, jail, ip)
         # the calls may land in two batches: wait for the last one
-        wait_until(lambda: elements("f2b-manual-v4net") == [])
+        assert wait_for(lambda: elements("f2b-manual-v4net") == [])
         assert elements("f2b-manual-v4") == [v4[5999]]
     finally:
         action.stop()
@@ -210,13 +187,13 @@ def test_unban_while_ban_is_pending_leaves_the_address_unbanned():
         ban(action, jail, "192.0.2.1")
         ban(action, jail, "192.0.2.2")
         unban(action, jail, "192.0.2.1")  # within the flush delay: both calls are still pending
-        wait_until(lambda: elements("f2b-manual-v4") == ["192.0.2.2"])
+        assert wait_for(lambda: elements("f2b-manual-v4") == ["192.0.2.2"])
         time.sleep(0.4)
         assert elements("f2b-manual-v4") == ["192.0.2.2"]
         # unbanning what the set does not hold must not fail the batch it is in
         action.unban({"ip": "192.0.2.99"})
         unban(action, jail, "192.0.2.2")
-        wait_until(lambda: elements("f2b-manual-v4") == [])
+        assert wait_for(lambda: elements("f2b-manual-v4") == [])
     finally:
         action.stop()
 
@@ -232,7 +209,7 @@ def test_stop_flushes_pending_bans_and_leaves_other_jails_alone():
     assert action.flush() is True  # fail2ban-client unban --all: pending bans are dropped too
     ban(action, jail, "192.0.2.2")
     action.stop()
-    wait_until(lambda: elements("f2b-other-v4") == ["192.0.2.50"])
+    assert wait_for(lambda: elements("f2b-other-v4") == ["192.0.2.50"])
     listing = nft("list", "table", "inet", "floodguard")
     assert "f2b-manual" not in listing and "chain f2b-other" in listing
     other.stop()
@@ -244,13 +221,13 @@ def test_overlapping_network_is_logged_and_does_not_lose_the_batch(caplog):
     action.start()
     try:
         ban(action, jail, "10.0.0.0/8")
-        wait_until(lambda: elements("f2b-manual-v4net") == ["10.0.0.0/8"])
+        assert wait_for(lambda: elements("f2b-manual-v4net") == ["10.0.0.0/8"])
         with caplog.at_level(logging.ERROR):
             for ip in ("10.1.0.0/16", "172.16.0.0/12", "192.0.2.1"):
                 ban(action, jail, ip)
-            wait_until(lambda: elements("f2b-manual-v4net") == ["10.0.0.0/8", "172.16.0.0/12"])
-            wait_until(lambda: "cannot ban 10.1.0.0/16" in caplog.text)
-        wait_until(lambda: elements("f2b-manual-v4") == ["192.0.2.1"])
+            assert wait_for(lambda: elements("f2b-manual-v4net") == ["10.0.0.0/8", "172.16.0.0/12"])
+            assert wait_for(lambda: "cannot ban 10.1.0.0/16" in caplog.text)
+        assert wait_for(lambda: elements("f2b-manual-v4") == ["192.0.2.1"])
     finally:
         action.stop()
 
@@ -262,12 +239,12 @@ def test_lost_ruleset_is_rebuilt_with_every_current_ban(caplog):
     try:
         for ip in ("192.0.2.1", "192.0.2.2", "2001:db8::2"):
             ban(action, jail, ip)
-        wait_until(lambda: len(elements("f2b-manual-v4")) == 2)
+        assert wait_for(lambda: len(elements("f2b-manual-v4")) == 2)
         assert action.consistencyCheck() is True
         nft("flush", "ruleset")  # what a firewall reload does
         with caplog.at_level(logging.WARNING):
             ban(action, jail, "192.0.2.3")  # this batch fails, then the repair reloads every ban
-            wait_until(lambda: "rebuilt with 4 bans" in caplog.text)
+            assert wait_for(lambda: "rebuilt with 4 bans" in caplog.text)
         assert elements("f2b-manual-v4") == ["192.0.2.1", "192.0.2.2", "192.0.2.3"]
         assert elements("f2b-manual-v6") == ["2001:db8::2"]
         nft("flush", "ruleset")
@@ -283,7 +260,7 @@ def test_reload_with_new_ports_keeps_the_bans():
     action.start()
     try:
         ban(action, jail, "192.0.2.1")
-        wait_until(lambda: elements("f2b-manual-v4") == ["192.0.2.1"])
+        assert wait_for(lambda: elements("f2b-manual-v4") == ["192.0.2.1"])
         action.clearAllParams()
         action.reload(port="8443", protocol="tcp", blocktype="reject", chainpriority="-5")
         chain = nft("list", "chain", "inet", "floodguard", "f2b-manual")
@@ -316,7 +293,7 @@ def test_allowlisted_addresses_leave_the_chain_before_the_ban_rules():
     action.start()
     try:
         ban(action, jail, "192.0.2.1")  # banned in fail2ban and in the set, yet let through
-        wait_until(lambda: elements("f2b-manual-v4") == ["192.0.2.1"])
+        assert wait_for(lambda: elements("f2b-manual-v4") == ["192.0.2.1"])
         rules = [line.strip() for line in nft("list", "chain", "inet", "floodguard", "f2b-manual").splitlines() if "saddr" in line]
         assert rules[0] == "ip saddr { 10.0.0.0/8, 192.0.2.0/25 } return"
         assert rules[1] == "ip6 saddr 2001:db8::/32 return"

@@ -20,20 +20,9 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from ansible_collections.floodguard.shield.tests.unit.roles.fail2ban.fail2ban_stand_in import provide_action_base
+from ansible_collections.floodguard.shield.tests.unit.roles.fail2ban.actions import load_action, wait_for
 
-ACTION_FILE = Path(__file__).resolve().parents[6] / "roles" / "fail2ban" / "files" / "action.d" / "floodguard_nginx.py"
-
-
-def _load_action_module():
-    provide_action_base()
-    spec = importlib.util.spec_from_file_location("floodguard_nginx", ACTION_FILE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-nginx = _load_action_module()
+nginx = load_action("floodguard_nginx.py")
 
 
 class Jail:
@@ -107,15 +96,6 @@ def make_action(tmp_path, **options):
     return nginx.NginxAction(Jail("nginx-req-limit"), "floodguard_nginx", **options)
 
 
-def wait_for(check, seconds=5.0):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.02)
-    return check()
-
-
 @pytest.mark.parametrize("address, expected", [
     ("203.0.113.7", "cb007107/32"),
     ("198.51.100.0/24", "c6336400/24"),
@@ -181,7 +161,7 @@ def test_bans_that_nginx_lost_are_sent_again(tmp_path, management):
         action.ban({"ip": "198.51.100.9"})
         assert wait_for(lambda: management.bans.get("nginx-req-limit") == {"c6336409/32"})
         management.bans["nginx-req-limit"].clear()  # what an NGINX restart without the state file does
-        assert wait_for(lambda: management.bans["nginx-req-limit"] == {"c6336409/32"}, seconds=5)
+        assert wait_for(lambda: management.bans["nginx-req-limit"] == {"c6336409/32"}, timeout=5)
     finally:
         action.stop()
 
@@ -195,8 +175,3 @@ def test_nginx_down_keeps_the_bans_in_the_state_file(tmp_path):
     finally:
         action.stop()
 
-
-def test_configured_actions_are_read_from_fail2bans_dump():
-    dump = ("['set', 'web', 'addaction', 'floodguard_nginx', '/etc/fail2ban/action.d/floodguard_nginx.py', "
-            "'{\"socket\": \"/run/floodguard-nginx/ban.sock\"}']\n['set', 'web', 'addaction', 'other', '/x.py', '{}']")
-    assert nginx.configured_actions(dump) == [("web", "floodguard_nginx", {"socket": "/run/floodguard-nginx/ban.sock"})]
