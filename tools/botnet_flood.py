@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # Copyright: floodguard developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Bounded botnet flood: thousands of source addresses from one host, with a JSON summary.

@@ -23,7 +23,7 @@ INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 JAIL = "nginx-req-limit"
 FILTER = "/etc/fail2ban/filter.d/nginx-limit-req.conf"
 GUARD_LOG = "/var/log/nginx/floodguard-guard.log"
-TOOL = "/usr/local/bin/botnet_flood.py"
+TOOL = "python3 /usr/local/bin/botnet_flood.py"
 # molecule.yml: the guard's cap. In any one second limit_req lets through at most rate + burst + 1 per
 # zone (public: 40/s, known: 20/s, burst 20 each); one request of slack for the clock's rounding.
 GUARD_RATE, GUARD_BURST = 60, 20
