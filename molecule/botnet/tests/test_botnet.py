@@ -155,8 +155,8 @@ def test_ten_thousand_addresses_are_banned_while_the_known_client_is_served(web,
     # Every address sends 8 pipelined requests at once (5r/s burst 5 lets 6 through: 2 rejections, maxretry 2).
     attacker.check_output(
         "systemd-run --unit %s -p StandardOutput=file:/root/%s.json %s %s --sources %s --burst 8 --spread 3 "
-        "--concurrency 300 --timeout 2 --duration 60 --legit %s --legit-after 3",
-        unit, unit, TOOL, target, variables["botnet_above_rate"], legit)
+        "--concurrency 300 --timeout 2 --duration 60 --legit %s --legit-after 3"
+        % (unit, unit, TOOL, target, variables["botnet_above_rate"], legit))
     needed = int(len(flooders) * 0.99)
     reached = None
     while time.time() - start < 45:
