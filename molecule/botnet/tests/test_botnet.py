@@ -13,11 +13,14 @@ import ipaddress
 import json
 import os
 import re
+import sys
 import time
 
 import pytest
-import testinfra
 from testinfra.utils.ansible_runner import AnsibleRunner
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "tests"))
+from floodguard_molecule import docker_host, wait_until  # noqa: E402  pylint: disable=wrong-import-position
 
 INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 JAIL = "nginx-req-limit"
@@ -31,39 +34,39 @@ CAP_PER_SECOND = GUARD_RATE + 2 * (GUARD_BURST + 1) + 1
 GUNICORN_TIME = re.compile(r"\[(\d{2}/\w{3}/\d{4}:\d{2}:\d{2}:\d{2} [+-]\d{4})\] \"GET ")
 
 
-def _host(group):
-    name = AnsibleRunner(INVENTORY).get_hosts(group)[0]
-    return testinfra.get_host("docker://%s" % name)
-
-
 @pytest.fixture(scope="module")
 def web():
-    return _host("web")
+    return docker_host("botnet", "web")
 
 
 @pytest.fixture(scope="module")
 def attacker():
-    return _host("attacker")
+    return docker_host("botnet", "attacker")
 
 
 @pytest.fixture(scope="module")
 def variables():
-    return AnsibleRunner(INVENTORY).get_variables(AnsibleRunner(INVENTORY).get_hosts("attacker")[0])
+    runner = AnsibleRunner(INVENTORY)
+    return runner.get_variables(runner.get_hosts("attacker")[0])
+
+
+def _address(host, command):
+    return host.check_output(command + " | awk '{print $4}' | cut -d/ -f1 | head -n1")
 
 
 @pytest.fixture(scope="module")
 def target(web):
-    return web.check_output("ip -4 -o addr show dev eth0 | awk '{print $4}' | cut -d/ -f1 | head -n1")
+    return _address(web, "ip -4 -o addr show dev eth0")
 
 
 @pytest.fixture(scope="module")
 def target_v6(web):
-    return web.check_output("ip -6 -o addr show scope global | awk '{print $4}' | cut -d/ -f1 | grep '^fd00:b07:' | head -n1")
+    return _address(web, "ip -6 -o addr show scope global | grep ' fd00:b07:'")
 
 
 @pytest.fixture(scope="module")
 def legit(attacker):
-    return attacker.check_output("ip -4 -o addr show dev eth0 | awk '{print $4}' | cut -d/ -f1 | head -n1")
+    return _address(attacker, "ip -4 -o addr show dev eth0")
 
 
 def flood(attacker, target, *arguments):
@@ -129,11 +132,8 @@ def test_a_flooding_prefix_is_banned_whole_but_never_one_that_holds_an_allowlist
     prefix_v4 = str(ipaddress.ip_network(variables["botnet_prefix_v4"].split(",")[0] + "/24", strict=False))
     prefix_v6 = str(ipaddress.ip_network(variables["botnet_prefix_v6"].split(",")[0] + "/64", strict=False))
     allowlisted_prefix = str(ipaddress.ip_network(variables["botnet_allowlisted_address"] + "/24", strict=False))
-    deadline = time.time() + 20
-    while time.time() < deadline and not {prefix_v4, prefix_v6} <= banned(web):
-        time.sleep(0.5)
-    listed = banned(web)
-    assert {prefix_v4, prefix_v6} <= listed
+    listed, _waited = wait_until("%s and %s banned" % (prefix_v4, prefix_v6),
+                                 lambda: (lambda now: now if {prefix_v4, prefix_v6} <= now else None)(banned(web)), 20)
     assert allowlisted_prefix not in listed
     # The prefix ban is enforced: a new address of it gets no connection at all, and the firewall holds it.
     for probe, address in ((variables["botnet_probe_v4"], target), (variables["botnet_probe_v6"], target_v6)):
