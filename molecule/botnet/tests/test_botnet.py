@@ -132,8 +132,15 @@ def test_a_flooding_prefix_is_banned_whole_but_never_one_that_holds_an_allowlist
     prefix_v4 = str(ipaddress.ip_network(variables["botnet_prefix_v4"].split(",")[0] + "/24", strict=False))
     prefix_v6 = str(ipaddress.ip_network(variables["botnet_prefix_v6"].split(",")[0] + "/64", strict=False))
     allowlisted_prefix = str(ipaddress.ip_network(variables["botnet_allowlisted_address"] + "/24", strict=False))
-    listed, _waited = wait_until("%s and %s banned" % (prefix_v4, prefix_v6),
-                                 lambda: (lambda now: now if {prefix_v4, prefix_v6} <= now else None)(banned(web)), 20)
+    def both_banned():
+        now = banned(web)
+        return now if {prefix_v4, prefix_v6} <= now else None
+
+    try:
+        listed, _waited = wait_until("%s and %s banned" % (prefix_v4, prefix_v6), both_banned, 20)
+    except AssertionError as error:
+        raise AssertionError("%s; listed: %s; fail2ban log: %s" % (
+            error, sorted(banned(web))[:20], web.check_output("tail -n 40 /var/log/fail2ban.log"))) from None
     assert allowlisted_prefix not in listed
     # The prefix ban is enforced: a new address of it gets no connection at all, and the firewall holds it.
     for probe, address in ((variables["botnet_probe_v4"], target), (variables["botnet_probe_v6"], target_v6)):
@@ -173,7 +180,8 @@ def test_ten_thousand_addresses_are_banned_while_the_known_client_is_served(web,
     during = [status for sent, status in legit_record["requests"] if reached is None or sent < reached - (flood_start - start)]
     print("10,000 addresses: 99%% banned after %s s; flood %s; legitimate client during the flood: %d/%d 2xx" % (
         None if reached is None else round(reached, 1), json.dumps(result), sum(s.startswith("2") for s in during), len(during)))
-    assert reached is not None and reached <= 30, "99%% of %d addresses not banned within 30 s" % len(flooders)
+    assert reached is not None and reached <= 30, "99%% of %d addresses not banned within 30 s; fail2ban log: %s" % (
+        len(flooders), web.check_output("grep -c ' Ban ' /var/log/fail2ban.log; tail -n 20 /var/log/fail2ban.log"))
     # Every ban fail2ban lists is in the firewall.
     elements = web.check_output("nft list set inet floodguard f2b-%s-v4 | grep -Eo '10\\.1[2-6][0-9]\\.[0-9]+\\.1' | sort -u | wc -l" % JAIL)
     assert int(elements) >= needed

@@ -174,10 +174,10 @@ class EscalateAction(ActionBase):
         protected = [str(network) for network in self._protected if network.version == prefix.version and network.overlaps(prefix)]
         if protected:
             self._logSys.warning("[%s] %d addresses of %s were banned, but it holds allowlisted %s: only the addresses stay banned",
-                                self._jail.name, self._settings.threshold, prefix, ", ".join(protected))
+                                 self._jail.name, self._settings.threshold, prefix, ", ".join(protected))
             return
         self._logSys.warning("[%s] %d addresses of %s banned within %d s: banning %s", self._jail.name,
-                            self._settings.threshold, prefix, self._settings.window, prefix)
+                             self._settings.threshold, prefix, self._settings.window, prefix)
         # Through the jail, so that every action enforces it and fail2ban lists and keeps it.
         self._jail.actions.addBannedIP(str(prefix))
 
