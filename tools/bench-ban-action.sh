@@ -38,8 +38,8 @@ for _ in $(seq 30); do docker exec "$container" systemctl is-system-running >/de
   docker exec "$container" systemctl is-system-running 2>/dev/null | grep -q degraded && break; sleep 1; done
 docker exec "$container" env DEBIAN_FRONTEND=noninteractive \
   apt-get install -y -qq fail2ban nftables python3-nftables python3-systemd >/dev/null
-# The action loads floodguard_batching.py and floodguard_ports.py (plugins/module_utils/_ports.py) from its own directory.
-for file in floodguard_nftables.py floodguard_batching.py floodguard_ports.py; do
+# The action loads floodguard_batching.py, floodguard_ports.py (plugins/module_utils/_ports.py) and floodguard_watch.py from its own directory.
+for file in floodguard_nftables.py floodguard_batching.py floodguard_ports.py floodguard_watch.py; do
   docker cp -L "$repo/roles/fail2ban/files/action.d/$file" "$container:/etc/fail2ban/action.d/"
 done
 docker exec -i "$container" bash -c 'cat >/etc/fail2ban/filter.d/floodguard-never.conf' <<'FILTER'

@@ -72,6 +72,8 @@ class SourceStats:
         # When the earliest request that got no answer in time (dropped, or timed out after connecting)
         # was sent: once a ban lands, a connection opened just before it times out too.
         self.first_unanswered_sent_s = None
+        # When the first answer of each HTTP status arrived (e.g. the first 403 of a ban inside NGINX).
+        self.first_status_s = {}
         self.last_served_s = None
         self.last_answer_s = None
         self.latencies_ms = []
@@ -113,6 +115,7 @@ class SourceStats:
             bucket[outcome] += 1
             if error is None:
                 self.statuses[status] = self.statuses.get(status, 0) + 1
+                self.first_status_s[status] = min(elapsed_s, self.first_status_s.get(status, elapsed_s))
                 self.latencies_ms.append(latency_ms)
                 self.last_answer_s = elapsed_s
                 if outcome == "served":
@@ -149,6 +152,7 @@ class SourceStats:
             "first_reject_s": _round(self.first_reject_s),
             "first_drop_s": _round(self.first_drop_s),
             "first_unanswered_sent_s": _round(self.first_unanswered_sent_s),
+            "first_status_s": {str(code): _round(value) for code, value in sorted(self.first_status_s.items())},
             "last_served_s": _round(self.last_served_s),
             "last_answer_s": _round(self.last_answer_s),
             "latency_ms": _percentiles(self.latencies_ms),

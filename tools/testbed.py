@@ -272,16 +272,58 @@ def up(args):
     except BaseException:
         down(args.name, quiet=True)
         raise
-    os.makedirs(state_dir(args.name), exist_ok=True)
-    with open(os.path.join(state_dir(args.name), "state.json"), "w") as handle:
-        json.dump(state, handle, indent=2)
-    path = os.path.join(state_dir(args.name), "inventory.yml")
-    with open(path, "w") as handle:
-        handle.write("# Written by tools/testbed.py up --name %s; removed by tools/testbed.py down.\n" % args.name)
-        json.dump(inventory(state), handle, indent=2)
-        handle.write("\n")
+    path = save_state(state)
     print("testbed %s is up (%s, %s): inventory %s" % (args.name, state["distro"], state["subnet"],
                                                        os.path.relpath(path, os.getcwd())))
+    return state
+
+
+def save_state(state):
+    """Writes state.json and inventory.yml of a testbed; returns the inventory's path."""
+    os.makedirs(state_dir(state["name"]), exist_ok=True)
+    with open(os.path.join(state_dir(state["name"]), "state.json"), "w") as handle:
+        json.dump(state, handle, indent=2)
+    path = os.path.join(state_dir(state["name"]), "inventory.yml")
+    with open(path, "w") as handle:
+        handle.write("# Written by tools/testbed.py up --name %s; removed by tools/testbed.py down.\n" % state["name"])
+        json.dump(inventory(state), handle, indent=2)
+        handle.write("\n")
+    return path
+
+
+def add_host(testbed, name, address):
+    """Adds one host to a testbed that is up (same image, network and labels); returns the new state.
+
+    For a bench phase that needs a host of its own (a load balancer, a fleet) only while it runs.
+    """
+    state = load_state(testbed)
+    subnet = ipaddress.IPv4Network(state["subnet"])
+    taken = {state["gateway"]} | {host["address"] for host in state["hosts"].values()}
+    taken |= {extra for host in state["hosts"].values() for extra in host["extra_addresses"]}
+    if name in state["hosts"] or not NAME_PATTERN.match(name):
+        raise TestbedError("host %r exists in testbed %s already, or is not a valid name" % (name, testbed))
+    if ipaddress.IPv4Address(address) not in subnet or address in taken:
+        raise TestbedError("%s is not a free address of the testbed's subnet %s" % (address, subnet))
+    host = {"container": container_name(testbed, name), "address": address, "extra_addresses": []}
+    docker("run", "-d", "--name", host["container"], "--hostname", name, "--label", "%s=%s" % (LABEL, testbed),
+           "--network", state["network"], "--ip", address, *container_options(), state["image"])
+    try:
+        wait_for_boot(host["container"])
+    except BaseException:
+        docker("rm", "-f", host["container"], check=False, timeout=180)
+        raise
+    state["hosts"][name] = host
+    save_state(state)
+    return state
+
+
+def remove_host(testbed, name):
+    """Removes a host that add_host() added (its container, and its entry in the state and inventory)."""
+    state = load_state(testbed)
+    host = state["hosts"].pop(name, None)
+    if host is not None:
+        docker("rm", "-f", host["container"], check=False, timeout=180)
+        save_state(state)
     return state
 
 

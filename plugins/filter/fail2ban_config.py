@@ -10,9 +10,11 @@ addresses follow the modules' rules (module_utils/_addresses.py).
 
 from __future__ import annotations
 
+import json
 import re
 
 from ansible.errors import AnsibleFilterError
+from ansible.module_utils.parsing.convert_bool import boolean
 from ansible_collections.floodguard.shield.plugins.module_utils._ports import PortError, port_range
 
 from ansible_collections.floodguard.shield.plugins.module_utils._addresses import network_problem
@@ -31,6 +33,8 @@ PROTOCOLS = ("tcp", "udp")
 # Firewall back ends the role writes ban actions for (fail2ban_banaction, or a jail's action naming one).
 BAN_BACKENDS = ("nftables", "iptables-multiport")
 BLOCKTYPES = ("drop", "reject")
+# Where the role's jails ban: the host firewall, and NGINX (behind a load balancer; the nginx_ratelimit role).
+BAN_BACKEND_KINDS = ("firewall", "nginx")
 JAIL_KEYS = (
     "name", "enabled", "filter", "logpath", "backend", "journalmatch", "findtime", "maxretry",
     "bantime", "ports", "protocol", "action", "options",
@@ -294,6 +298,22 @@ def fail2ban_problems(settings):
             problems.append(problem + " Leave it empty to keep bans as long as the longest ban time.")
     problems.extend(fail2ban_file_problems(settings.get("fail2ban_filters"), "fail2ban_filters", "filter"))
     problems.extend(fail2ban_file_problems(settings.get("fail2ban_actions"), "fail2ban_actions", "action"))
+    problems.extend(_ban_backend_problems(settings))
+    return problems
+
+
+def _ban_backend_problems(settings):
+    """Where the jails ban (fail2ban_ban_backends) and the AWS edge (fail2ban_wafv2_*)."""
+    problems = []
+    backends = settings.get("fail2ban_ban_backends")
+    if not (isinstance(backends, list) and backends and all(kind in BAN_BACKEND_KINDS for kind in backends)):
+        problems.append("fail2ban_ban_backends is %s: give a list of firewall and/or nginx, e.g. [firewall, nginx] for a "
+                        "host reached both directly and through a load balancer (nginx needs the nginx_ratelimit role with "
+                        "nginx_ratelimit_ban_enabled)." % json.dumps(backends))
+    if boolean(settings.get("fail2ban_wafv2_enabled", False), strict=False) and not settings.get("fail2ban_wafv2_ip_sets"):
+        problems.append("fail2ban_wafv2_enabled is true but fail2ban_wafv2_ip_sets is empty: name this host's own WAFv2 IP "
+                        "sets (e.g. [floodguard-web1-v4, floodguard-web1-v6]; examples/ec2/waf.yml creates them and "
+                        "writes them to host_vars/<host>.yml) or set fail2ban_wafv2_enabled: false.")
     return problems
 
 

@@ -155,8 +155,9 @@ def parse_ignoreip(stdout):
 
 
 def parse_actions(stdout):
-    """Action names from `get <jail> actions`."""
-    return _tree_items(stdout, "No actions for jail", "get <jail> actions")
+    """Action names from `get <jail> actions`: fail2ban's beautifier joins several with ', ' on one line."""
+    return [name.strip() for line in _tree_items(stdout, "No actions for jail", "get <jail> actions")
+            for name in line.split(",") if name.strip()]
 
 
 def parse_action_properties(stdout):

@@ -16,6 +16,9 @@ description:
   - Reads the state of the fail2ban server on the host with C(fail2ban-client) and returns it as
     structured data - the server version, the jails, and per jail its filter counters, the log files or
     journal matches it watches, its action counters and the banned addresses with ban start and end.
+  - Per jail it also says whether the ban back end holds every ban fail2ban lists (RV(jails.enforcement)),
+    read from the back end itself - C(nft -j list table inet floodguard), C(iptables-save) and
+    C(ip6tables-save), or NGINX's ban list on the nginx_ratelimit role's socket - not from fail2ban.
   - Read-only - it never changes anything and always reports C(changed=false), in check mode too.
   - Formerly C(floodguard.shield.fail2ban_status); that name still works, with a deprecation warning,
     until release 2.0.0.
@@ -166,19 +169,50 @@ jails:
         banned_truncated:
           description: True when O(list_limit) cut the list of banned addresses.
           type: bool
+    enforcement:
+      description:
+        - Whether the ban back end holds every ban of the jail, compared with C(fail2ban-client get JAIL banip --with-time).
+        - Counts and sample are over all of the jail's bans, whatever O(ip) and O(list_limit) select.
+      type: dict
+      contains:
+        enforced:
+          description:
+            - True when every ban is enforced; false when some is not (the drift).
+            - Null when no action of the jail is a back end this module reads (a custom action).
+          type: bool
+        backend:
+          description: The back end read, C(nftables), C(iptables) or C(nginx); null when none.
+          type: str
+        missing:
+          description: How many banned addresses the back end does not block.
+          type: int
+        missing_sample:
+          description: Up to 10 of them.
+          type: list
+          elements: str
+        problem:
+          description: What is wrong (a missing table, chain, set or ban list, or bans missing); empty when enforced.
+          type: str
+enforced:
+  description: False when some jail reported on does not have all its bans enforced (RV(jails.enforcement.enforced) is false).
+  returned: success
+  type: bool
+  sample: true
 """
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.floodguard.shield.plugins.module_utils._addresses import AddressError, normalise_address
+from ansible_collections.floodguard.shield.plugins.module_utils._enforcement import Enforcement
 from ansible_collections.floodguard.shield.plugins.module_utils._fail2ban_client import Fail2banClient
 from ansible_collections.floodguard.shield.plugins.module_utils._results import LIST_LIMIT_OPTION, check_list_limit, limited
 from ansible_collections.floodguard.shield.plugins.module_utils._runner import run_module
 
 
-def read_jail(client, jail, ip, list_limit):
+def read_jail(client, jail, ip, list_limit, enforcement):
     state = client.jail_status(jail)
     bans = client.bans_with_time(jail)
+    state["enforcement"] = enforcement.jail_report(client, jail, [ban["ip"] for ban in bans])
     if ip is not None:
         bans = [ban for ban in bans if ban["ip"] == ip]
     # Keep the most recent bans: fail2ban lists the oldest first.
@@ -213,7 +247,9 @@ def read_info(module):
         banning = client.jails_banning(ip)
         selected = [name for name in selected if name in banning]
         result.update(ip=ip, banned_in=selected)
-    result["jails"] = dict((name, read_jail(client, name, ip, list_limit)) for name in selected)
+    enforcement = Enforcement(module)
+    result["jails"] = dict((name, read_jail(client, name, ip, list_limit, enforcement)) for name in selected)
+    result["enforced"] = all(state["enforcement"]["enforced"] is not False for state in result["jails"].values())
     return result
 
 

@@ -21,14 +21,18 @@ description:
   - An IP set holds at most 10,000 addresses. O(ip_sets) may name several sets of each address version; new
     addresses go to the first set of their version with room. When all are full the task fails, naming how many
     addresses do not fit, and no set lacking room is written.
+  - Give it the operators' own sets (for example C(floodguard-operator-v4), C(floodguard-operator-v6), as
+    C(examples/ec2/waf.yml) creates them), not the hosts' ones. Each host's fail2ban mirrors its bans into sets of
+    its own, and the web ACL rule blocks an address found in any set, so an operator's unban never undoes a host's
+    ban, and a host's unban never undoes the operator's.
   - C(UpdateIPSet) replaces a set's whole list and needs the lock token of a fresh C(GetIPSet). When another
-    writer (a host's fail2ban mirror action) changed the set in between, AWS answers C(WAFOptimisticLockException);
-    the module then reads the sets again and recomputes, so the other writer's change is kept. Throttling is
-    retried with exponential backoff.
+    writer (another operator's run) changed the set in between, AWS answers C(WAFOptimisticLockException); the
+    module then reads the sets again and recomputes, so the other writer's change is kept. Throttling is retried
+    with exponential backoff.
   - Refuses, before changing anything, addresses that O(allowlist) or loopback cover, unless O(force=true).
   - Why not C(community.aws.wafv2_ip_set) - it compares addresses as strings (V(203.0.113.7) is not
     V(203.0.113.7/32) to it), manages one set (no spreading over several when over 10,000), and does not retry
-    on a lock conflict, so it fails when a host's mirror action writes the set at the same moment. Use it to
+    on a lock conflict, so it fails when another writer writes the set at the same moment. Use it to
     create the sets (see C(examples/ec2)); use this module to ban and unban.
 author:
   - floodguard developers (@floodguard)
@@ -126,7 +130,7 @@ seealso:
 EXAMPLES = r"""
 - name: Ban two addresses at the edge
   floodguard.shield.wafv2_ban:
-    ip_sets: [floodguard-v4, floodguard-v6]
+    ip_sets: [floodguard-operator-v4, floodguard-operator-v6]
     region: eu-west-1
     addresses:
       - 203.0.113.7
@@ -136,7 +140,7 @@ EXAMPLES = r"""
 
 - name: Lift an edge ban
   floodguard.shield.wafv2_ban:
-    ip_sets: [floodguard-v4, floodguard-v6]
+    ip_sets: [floodguard-operator-v4, floodguard-operator-v6]
     region: eu-west-1
     addresses: [203.0.113.7/32]
     state: absent
@@ -173,7 +177,7 @@ ip_sets:
   returned: success
   type: list
   elements: dict
-  sample: [{name: floodguard-v4, id: 1f2e, arn: "arn:aws:wafv2:...", version: IPV4, count: 1}]
+  sample: [{name: floodguard-operator-v4, id: 1f2e, arn: "arn:aws:wafv2:...", version: IPV4, count: 1}]
 api_calls:
   description: AWS API calls made, by operation (retries included).
   returned: always

@@ -2,12 +2,15 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The benchmark's testbed (tools/testbed.py) as the phases use it: commands, floods, playbooks, fail2ban state.
 
-One Host per run. Its `action` is the fail2ban_banaction the web host is converged with (converge()).
+One Host per run. Its `action` is the system of settings.SYSTEMS the web host is set up as (converge()):
+floodguard or fail2ban converged with a fail2ban_banaction (fail2ban's stock nftables actions through a
+jail.d override), or CrowdSec installed on top (crowdsec.sh; fail2ban stopped).
 """
 
 import datetime
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -22,8 +25,15 @@ import testbed  # noqa: E402  (tools/testbed.py)
 
 FLOOD_DIR = "/usr/local/lib/floodguard-bench"
 PROBE = "/usr/local/bin/floodguard-bench-probe"
-# Which fail2ban_banaction the web host was last converged with (for --reuse).
+# Which system the web host was last set up as, and its fail2ban_banaction (for --reuse).
 ACTION_MARKER = "/etc/floodguard-bench-action"
+BANACTION_MARKER = "/etc/floodguard-bench-banaction"
+# fail2ban's stock nftables actions instead of floodguard_nftables.py (system "fail2ban-nftables").
+STOCK_OVERRIDE = "/etc/fail2ban/jail.d/zz-floodguard-bench-stock.local"
+# System "floodguard-fast": shorter waits (floodguard_bench_fast.py), an experiment.
+FAST_OVERRIDE = "/etc/fail2ban/jail.d/zz-floodguard-bench-fast.local"
+FAST_ACTION = "/etc/fail2ban/action.d/floodguard_bench_fast.py"
+CROWDSEC_UNITS = ("crowdsec", "crowdsec-firewall-bouncer")
 FLOOD = os.path.join(REPO, "tools", "flood.py")
 # Runs tools/flood.py once per argv (JSON list in argv[1]) back to back in one process; each report
 # carries the epoch taken right before flood.run() starts its clock, so that its times line up with
@@ -54,8 +64,21 @@ class Host:
         self.inventory = os.path.join(testbed.state_dir(settings.TESTBED), "inventory.yml")
 
     @property
+    def spec(self):
+        return settings.SYSTEMS[self.action]
+
+    @property
     def backend(self):
-        return settings.backend(self.action)
+        return self.spec["backend"]
+
+    @property
+    def kind(self):
+        return self.spec["kind"]
+
+    @property
+    def units(self):
+        """The systemd units that ban (what a restart restarts, a freeze stops, memory sums)."""
+        return CROWDSEC_UNITS if self.kind == "crowdsec" else ("fail2ban",)
 
     # ---- testbed ---------------------------------------------------------------------------------------
 
@@ -78,6 +101,16 @@ class Host:
         self.state = testbed.load_state(settings.TESTBED)
         self.copy_tools()
         return self.attack_sources()
+
+    def add_host(self, name, address):
+        """A host of one phase's own (tools/testbed.py add_host) on the testbed's network; reused if it is up."""
+        if name not in self.state["hosts"]:
+            log("testbed: add %s %s" % (name, address))
+            self.state = testbed.add_host(settings.TESTBED, name, address)
+
+    def remove_host(self, name):
+        if name in self.state["hosts"]:
+            self.state = testbed.remove_host(settings.TESTBED, name)
 
     def attack_sources(self):
         return list(self.state["hosts"]["attacker"]["extra_addresses"])
@@ -126,10 +159,21 @@ class Host:
         return subprocess.Popen(["docker", "exec", self.container("web"), "python3", PROBE]
                                 + [str(item) for item in argv], stdout=subprocess.PIPE, universal_newlines=True)
 
-    def playbook(self, playbook, extra, logname, timeout, json_output=False):
+    @staticmethod
+    def waited(process, timeout):
+        """The JSON a probe_process() printed; {"done": False} when it did not answer within `timeout` s."""
+        try:
+            return json.loads(process.communicate(timeout=timeout)[0])
+        except (subprocess.TimeoutExpired, ValueError):
+            process.kill()
+            process.communicate()
+            return {"done": False}
+
+    def playbook(self, playbook, extra, logname, timeout, json_output=False, inventory=None, forks=None):
         """ansible-playbook on the testbed with extra vars; (rc or None if killed at timeout, output).
 
         The output goes straight to logs/<logname>.log, so that a long converge can be followed (tail -f).
+        inventory: another inventory file than the testbed's; forks: hosts handled at once.
         """
         varsfile = os.path.join(self.logs, logname + ".vars.json")
         with open(varsfile, "w") as handle:
@@ -138,7 +182,9 @@ class Host:
                    ANSIBLE_LOCALHOST_WARNING="false", ANSIBLE_DEPRECATION_WARNINGS="false")
         if json_output:
             env["ANSIBLE_STDOUT_CALLBACK"] = "ansible.posix.json"
-        argv = ["ansible-playbook", "-i", self.inventory, playbook, "-e", "@" + varsfile]
+        if forks:
+            env["ANSIBLE_FORKS"] = str(forks)
+        argv = ["ansible-playbook", "-i", inventory or self.inventory, playbook, "-e", "@" + varsfile]
         logfile = os.path.join(self.logs, logname + ".log")
         with open(logfile, "w") as handle:
             process = subprocess.Popen(argv, stdout=handle, stderr=subprocess.STDOUT, env=env,
@@ -169,20 +215,51 @@ class Host:
     # ---- the web host's defence -------------------------------------------------------------------------
 
     def converge(self, action, reuse, allowlist):
-        """Converges the web host with fail2ban_banaction=action; seconds it took (None: reused)."""
+        """Sets the web host up as system `action`; seconds it took (None: reused)."""
         self.action = action
         if reuse and self.exec("web", ["cat", ACTION_MARKER], check=False).stdout.strip() == action:
-            log("web is converged with %s already (--reuse)" % action)
+            log("web is set up as %s already (--reuse)" % action)
             return None
-        log("converge web with fail2ban_banaction=%s" % action)
         started = time.monotonic()
-        extra = {"fail2ban_banaction": action, "nginx_ratelimit_allowlist": allowlist}
-        rc, output = self.playbook(os.path.join(HERE, "converge.yml"), extra, "converge-" + action, timeout=1800)
-        if rc != 0:
-            print(output[-4000:], file=sys.stderr)
-            raise RuntimeError("converging the web host failed; log: %s/converge-%s.log" % (self.logs, action))
+        if self.kind == "crowdsec":
+            self.setup_crowdsec(allowlist)
+        else:
+            self.converge_fail2ban(allowlist)
         self.exec("web", ["tee", ACTION_MARKER], stdin=action + "\n")
         return round(time.monotonic() - started, 1)
+
+    def converge_fail2ban(self, allowlist):
+        """Converges with the system's fail2ban_banaction (skipped when the last converge had it), then
+        puts fail2ban's stock nftables actions in place or takes them away."""
+        banaction = self.spec["banaction"]
+        self.exec("web", ["sh", "-c", "systemctl disable --now %s >/dev/null 2>&1; nft delete table ip crowdsec "
+                          "2>/dev/null; nft delete table ip6 crowdsec6 2>/dev/null; rm -f %s; true"
+                          % (" ".join(CROWDSEC_UNITS), " ".join((STOCK_OVERRIDE, FAST_OVERRIDE, FAST_ACTION)))])
+        if self.exec("web", ["cat", BANACTION_MARKER], check=False).stdout.strip() != banaction:
+            log("converge web with fail2ban_banaction=%s" % banaction)
+            extra = {"fail2ban_banaction": banaction, "nginx_ratelimit_allowlist": allowlist}
+            rc, output = self.playbook(os.path.join(HERE, "converge.yml"), extra, "converge-" + self.action,
+                                       timeout=1800)
+            if rc != 0:
+                print(output[-4000:], file=sys.stderr)
+                raise RuntimeError("converging the web host failed; log: %s/converge-%s.log" % (self.logs, self.action))
+            self.exec("web", ["tee", BANACTION_MARKER], stdin=banaction + "\n")
+        current = self.exec("web", ["cat", "/etc/fail2ban/jail.d/floodguard-banactions.local"]).stdout
+        if self.spec.get("stock"):
+            log("fail2ban's stock nftables actions replace floodguard_nftables.py (%s)" % STOCK_OVERRIDE)
+            self.exec("web", ["tee", STOCK_OVERRIDE], stdin=stock_actions(current))
+        if self.spec.get("fast"):
+            log("experiment: fail2ban's waits in 20 ms steps, flush delay 5 ms (%s)" % FAST_OVERRIDE)
+            self.copy(os.path.join(HERE, "floodguard_bench_fast.py"), "web", FAST_ACTION)
+            self.exec("web", ["tee", FAST_OVERRIDE], stdin=fast_actions(current))
+        self.exec("web", ["systemctl", "enable", "fail2ban"], check=False)
+        self.exec("web", ["systemctl", "restart", "fail2ban"])
+
+    def setup_crowdsec(self, allowlist):
+        log("CrowdSec from Debian's packages, offline, bouncer polling every %s s" % self.spec["poll_s"])
+        with open(os.path.join(HERE, "crowdsec.sh")) as handle:
+            self.exec("web", ["sh", "-s", "setup", self.spec["poll_s"], settings.WEB]
+                      + [item.split("/")[0] for item in allowlist], stdin=handle.read(), timeout=600)
 
     def jail_action(self, jail):
         """What fail2ban runs for `jail` (the stock action or floodguard's)."""
@@ -190,7 +267,12 @@ class Host:
         return (done.stdout.strip().splitlines() or [""])[-1]
 
     def reset(self):
-        """Fresh fail2ban: no bans in its database or the firewall, every jail running (reset.sh)."""
+        """Fresh fail2ban (reset.sh: no bans in its database or the firewall, every jail running) or
+        CrowdSec (crowdsec.sh reset: no decisions, the bouncer's set empty)."""
+        if self.kind == "crowdsec":
+            with open(os.path.join(HERE, "crowdsec.sh")) as handle:
+                self.exec("web", ["sh", "-s", "reset"], stdin=handle.read(), timeout=120)
+            return
         with open(os.path.join(HERE, "reset.sh")) as handle:
             self.exec("web", ["sh", "-s", settings.MANUAL_JAIL], stdin=handle.read(), timeout=120)
 
@@ -198,11 +280,11 @@ class Host:
         return self.probe("count", self.backend, settings.BAN_NETWORK)["count"]
 
     def freeze_fail2ban(self):
-        """SIGSTOP: fail2ban changes nothing more (killed, systemd would restart it and flush its sets)."""
-        self.exec("web", ["systemctl", "kill", "--signal=SIGSTOP", "fail2ban"], check=False)
+        """SIGSTOP: the ban daemons change nothing more (killed, systemd would restart them and flush sets)."""
+        self.exec("web", ["systemctl", "kill", "--signal=SIGSTOP", *self.units], check=False)
 
     def thaw_fail2ban(self):
-        self.exec("web", ["systemctl", "kill", "--signal=SIGCONT", "fail2ban"], check=False)
+        self.exec("web", ["systemctl", "kill", "--signal=SIGCONT", *self.units], check=False)
 
     def frozen_count(self):
         """Bans in the firewall, counted after freezing fail2ban so that the count is stable."""
@@ -215,7 +297,10 @@ class Host:
         return [line.split()[1] for line in done.stdout.splitlines() if len(line.split()) == 2]
 
     def fail2ban_ban_epoch(self, address, jail=settings.ATTACK_JAIL):
-        """Time of fail2ban's 'Ban <address>' notice (its log file), as an epoch; None if absent."""
+        """Time of fail2ban's 'Ban <address>' notice (its log file), as an epoch; None if absent (and for
+        CrowdSec, whose log has whole seconds only)."""
+        if self.kind != "fail2ban":
+            return None
         done = self.exec("web", ["grep", "-h", "] Ban %s" % address, "/var/log/fail2ban.log"], check=False)
         for line in done.stdout.splitlines():
             if "[%s]" % jail in line and line.rstrip().endswith(" Ban " + address):
@@ -223,8 +308,8 @@ class Host:
         return None
 
     def fail2ban_cpu_s(self):
-        """CPU seconds fail2ban-server has used (all its threads); None if it is not running."""
-        pid = self.exec("web", ["systemctl", "show", "-p", "MainPID", "--value", "fail2ban"], check=False).stdout
+        """CPU seconds the ban daemon (fail2ban-server, crowdsec) has used (all its threads); None if not running."""
+        pid = self.exec("web", ["systemctl", "show", "-p", "MainPID", "--value", self.units[0]], check=False).stdout
         if not pid.strip().isdigit() or int(pid) == 0:
             return None
         done = self.exec("web", ["cat", "/proc/%d/stat" % int(pid)], check=False)
@@ -248,10 +333,31 @@ class Host:
         return round(time.monotonic() - started, 1)
 
     def memory(self):
-        """fail2ban's resident memory and NGINX's largest shared zone (probe.py memory)."""
-        sample = self.probe("memory")
+        """Resident memory of the ban daemons (their sum and each) and NGINX's largest shared zone."""
+        sample = self.probe("memory", *self.units)
         zones = sample["nginx_zones"]
-        return {"fail2ban_rss_mib": None if sample["fail2ban_rss_kb"] is None else
-                round(sample["fail2ban_rss_kb"] / 1024, 1),
+        units = {unit: None if kb is None else round(kb / 1024, 1) for unit, kb in sample["rss_kb"].items()}
+        return {"rss_mib": None if None in units.values() else round(sum(units.values()), 1), "rss_units_mib": units,
                 "nginx_zone_resident_kib": zones[0]["resident_kb"] if zones else None,
                 "nginx_zone_size_kib": zones[0]["size_kb"] if zones else None}
+
+
+def stock_actions(banactions):
+    """floodguard-banactions.local with each floodguard_nftables.py action replaced by fail2ban's stock one
+    (nftables-multiport, or nftables-allports for all ports), for the jail.d override of "fail2ban-nftables"."""
+    def stock(match):
+        name, port, protocol = match.group(1), match.group(2), match.group(3)
+        if port in ("all", "", "0:65535"):
+            return 'nftables-allports[name=%s, protocol="%s"]' % (name, protocol)
+        return 'nftables-multiport[name=%s, port="%s", protocol="%s"]' % (name, port, protocol)
+
+    return re.sub(r'floodguard_nftables\.py\[name=([^,\]]+), port="([^"]*)", protocol="([^"]*)"[^\]]*\]', stock,
+                  banactions)
+
+
+def fast_actions(banactions):
+    """floodguard-banactions.local with a 5 ms flush delay on each floodguard_nftables.py action, and
+    floodguard_bench_fast.py after the first one (fail2ban's waits are process-wide)."""
+    text = re.sub(r'floodguard_nftables\.py\[name=([^,\]]+), ', r'floodguard_nftables.py[name=\1, flushdelay="0.005", ',
+                  banactions)
+    return re.sub(r'(floodguard_nftables\.py\[[^\n]*\])', r'\1\n         floodguard_bench_fast.py', text, count=1)

@@ -7,13 +7,14 @@ import time
 import stats
 from host import log
 
-# Each attack: a fresh attacker address, 2 connections as fast as they go, one connection per request.
-SETTINGS = {"requests": 3000, "duration_s": 15, "concurrency": 2, "timeout_s": 1.0, "stop_after_drops": 2,
-            "pause_s": 0.3}
+# Each attack: a fresh attacker address, 2 connections at up to 200 requests per second, one connection per
+# request; long enough for CrowdSec's default 10 s bouncer poll (flood.py stops after 2 drops).
+SETTINGS = {"requests": 5000, "duration_s": 25, "rate": 200, "concurrency": 2, "timeout_s": 1.0,
+            "stop_after_drops": 2, "pause_s": 0.3}
 
 
 def flood_options():
-    return ["--requests", SETTINGS["requests"], "--duration", SETTINGS["duration_s"],
+    return ["--requests", SETTINGS["requests"], "--duration", SETTINGS["duration_s"], "--rate", SETTINGS["rate"],
             "--concurrency", SETTINGS["concurrency"], "--timeout", SETTINGS["timeout_s"],
             "--stop-after-drops", SETTINGS["stop_after_drops"]]
 
@@ -33,6 +34,10 @@ def attack(host, source):
     # only after its read timeout, and would hide the ban's moment).
     drop_sent = summary["first_unanswered_sent_s"]
     run["latency_s"] = round(drop_sent - summary["first_reject_s"], 3)
+    # The drop began after the request before it was sent: one start interval (1 / rate) or one request's
+    # cycle on its connection (p90 of the answered ones), whichever is longer, earlier at most.
+    cycle_s = (summary["latency_ms"].get("p90") or 0) / 1000.0
+    run["uncertainty_s"] = round(max(1.0 / SETTINGS["rate"], cycle_s), 4)
     ban_epoch = host.fail2ban_ban_epoch(source)
     if ban_epoch is not None:
         run["reject_to_fail2ban_ban_s"] = round(ban_epoch - (started + summary["first_reject_s"]), 3)
@@ -50,6 +55,7 @@ def run(host, args):
     values = [item["latency_s"] for item in runs if item["latency_s"] is not None]
     return {
         "runs": runs, "summary": stats.summarize(values), "failed_runs": len(runs) - len(values),
+        "uncertainty_s": stats.summarize([item.get("uncertainty_s") for item in runs]),
         "reject_to_fail2ban_ban_s": stats.summarize([item.get("reject_to_fail2ban_ban_s") for item in runs]),
         "fail2ban_ban_to_drop_s": stats.summarize([item.get("fail2ban_ban_to_drop_s") for item in runs]),
     }

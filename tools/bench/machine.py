@@ -36,3 +36,11 @@ def firewall(host):
     if host.backend == "nftables":
         return {"nft": host.first_line(["nft", "--version"])}
     return {"iptables": host.first_line(["iptables", "--version"])}
+
+
+def crowdsec(host):
+    """Versions of CrowdSec and its firewall bouncer on the web host."""
+    version = host.exec("web", ["dpkg-query", "-W", "-f", "${Version}", "crowdsec"], check=False).stdout.strip()
+    bouncer = host.exec("web", ["dpkg-query", "-W", "-f", "${Version}", "crowdsec-firewall-bouncer"],
+                        check=False).stdout.strip()
+    return {"crowdsec": "crowdsec %s" % version, "crowdsec_bouncer": "crowdsec-firewall-bouncer %s" % bouncer}

@@ -2,20 +2,25 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Measurements taken on the benchmark's web host (copied there by tools/bench/run.py; stdlib only).
 
-  probe.py count nftables|iptables-multiport NETWORK   addresses of NETWORK the firewall holds (JSON)
-  probe.py wait  nftables|iptables-multiport NETWORK COUNT LIMIT_S
-                                                     polls until the firewall holds COUNT of them (JSON)
-  probe.py restart nftables|iptables-multiport NETWORK COUNT LIMIT_S
-                                                     `systemctl restart fail2ban`, then waits as `wait` does
-  probe.py memory                                    fail2ban's resident memory, NGINX's shared zones (JSON)
-  probe.py fill  nftables|iptables-multiport NETWORK COUNT
-                                                     tops the firewall up to COUNT addresses of NETWORK, in
-                                                     the shape fail2ban's action left (same set / same rule)
-  probe.py trim  nftables|iptables-multiport NETWORK KEEP
-                                                     removes addresses of NETWORK until KEEP are left
+  probe.py count   BACKEND NETWORK            addresses of NETWORK the firewall drops (JSON: count, unhooked)
+  probe.py target  BACKEND NETWORK            where the bans of NETWORK are (the set, or one iptables rule)
+  probe.py wait    BACKEND NETWORK COUNT LIMIT_S
+                                              polls until the firewall drops COUNT of them (JSON)
+  probe.py restart BACKEND NETWORK COUNT LIMIT_S [UNIT...]
+                                              `systemctl restart UNIT...` (fail2ban), then waits as `wait`
+  probe.py memory  [UNIT...]                  resident memory of the units (fail2ban), NGINX's zones (JSON)
+  probe.py fill    BACKEND NETWORK COUNT [TARGET_JSON]
+                                              tops the firewall up to COUNT addresses of NETWORK, in the
+                                              shape the ban action left (same set / same rule)
+  probe.py trim    BACKEND NETWORK KEEP       removes addresses of NETWORK until KEEP are left
+  probe.py toggle  nftables NETWORK PAIRS WINDOW_S DELAY_S
+                                              after DELAY_S, PAIRS times: the blocking rules on an empty twin
+                                              set for WINDOW_S (0 bans), then on their set (N bans)
 
-Counting reads the ruleset as the kernel holds it (`nft list ruleset`, `iptables-save`): an address counts
-once it drops packets, whatever fail2ban reports. Set elements may be ranges or prefixes (interval sets).
+BACKEND is nftables or iptables-multiport. Counting reads the ruleset as the kernel holds it (`nft list
+ruleset`, `iptables-save`): an address counts once it drops packets, whatever fail2ban reports - that is,
+when it is in a set that a rule of a hooked chain (or one it jumps to) drops or rejects with, or in a
+DROP/REJECT rule of a chain INPUT reaches. Set elements may be ranges or prefixes (interval sets).
 """
 
 import ipaddress
@@ -38,36 +43,139 @@ def ruleset(backend):
                           universal_newlines=True, env=ENV).stdout
 
 
-def count(backend, network):
-    """Addresses of `network` in the firewall: set elements (nftables) or source rules (iptables)."""
+def nft_tables(text):
+    """{(family, table): {"sets": {name: [lines]}, "chains": {name: [lines]}}} from `nft list ruleset` text."""
+    tables, table, block, depth = {}, None, None, 0
+    for line in text.splitlines():
+        words = line.split()
+        if depth == 0 and words[:1] == ["table"] and len(words) >= 3:
+            table = tables.setdefault((words[1], words[2]), {"sets": {}, "chains": {}})
+        elif depth == 1 and table is not None and words[:1] in (["set"], ["map"], ["chain"]) and len(words) >= 2:
+            kind = "chains" if words[0] == "chain" else "sets"
+            block = table[kind].setdefault(words[1], [])
+        elif block is not None and depth >= 2:
+            block.append(line.strip())
+        depth += line.count("{") - line.count("}")
+        if depth <= 1:
+            block = None
+        if depth <= 0:
+            table, depth = None, 0
+    return tables
+
+
+def hooked_chains(chains):
+    """Names of the chains packets reach: base chains on a hook, and chains they jump or go to."""
+    reached = [name for name, lines in chains.items() if any(" hook " in " %s " % line for line in lines[:1])]
+    for name in reached:
+        for line in chains[name]:
+            words = line.replace(";", " ").split()
+            for verb, target in zip(words, words[1:]):
+                if verb in ("jump", "goto") and target in chains and target not in reached:
+                    reached.append(target)
+    return reached
+
+
+def blocking_sets(table):
+    """Sets of a table that a reached chain's rule drops or rejects packets from (`... saddr @set ... drop`)."""
+    used = []
+    for name in hooked_chains(table["chains"]):
+        for line in table["chains"][name]:
+            words = line.split()
+            if not set(words) & {"drop", "reject"}:
+                continue
+            for word in words:
+                if word.startswith("@") and word[1:] in table["sets"] and word[1:] not in used:
+                    used.append(word[1:])
+    return used
+
+
+def span(match):
+    """(first, last) address of an ELEMENT match as integers: an address, a range or a prefix."""
+    first = int(ipaddress.IPv4Address(match.group(1)))
+    if match.group(2):
+        return first, int(ipaddress.IPv4Address(match.group(2)))
+    if match.group(3):
+        return first, first + 2 ** (32 - int(match.group(3))) - 1
+    return first, first
+
+
+def addresses_in(text, network):
+    """Addresses of `network` that the elements in `text` cover (addresses, ranges, prefixes)."""
     low, high = int(network.network_address), int(network.broadcast_address)
     total = 0
-    for match in ELEMENT.finditer(ruleset(backend)):
-        first = int(ipaddress.IPv4Address(match.group(1)))
-        if match.group(2):
-            last = int(ipaddress.IPv4Address(match.group(2)))
-        elif match.group(3):
-            last = first + 2 ** (32 - int(match.group(3))) - 1
-        else:
-            last = first
+    for match in ELEMENT.finditer(text):
+        first, last = span(match)
         total += max(0, min(last, high) - max(first, low) + 1)
     return total
+
+
+def nft_count(text, network):
+    """(addresses of `network` in sets that a hooked chain blocks with, those in sets that none uses)."""
+    blocking = unused = 0
+    for table in nft_tables(text).values():
+        used = blocking_sets(table)
+        for name, lines in table["sets"].items():
+            held = addresses_in("\n".join(line for line in lines if not line.startswith("type ")), network)
+            if name in used:
+                blocking += held
+            else:
+                unused += held
+    return blocking, unused
+
+
+def iptables_reached(text):
+    """Chains of `iptables-save` text that INPUT reaches (INPUT itself, and chains it jumps to)."""
+    rules = [line.split() for line in text.splitlines() if line.startswith("-A ")]
+    reached = ["INPUT"]
+    index = 0
+    while index < len(reached):  # grows while it is walked: the chains INPUT reaches, breadth first
+        chain = reached[index]
+        index += 1
+        for words in rules:
+            if words[1] == chain and "-j" in words:
+                target = words[words.index("-j") + 1]
+                if target not in reached and any(other[1] == target for other in rules):
+                    reached.append(target)
+    return reached
+
+
+def iptables_count(text, network):
+    """(addresses of `network` that rules reached from INPUT drop or reject, those in rules not reached)."""
+    reached = iptables_reached(text)
+    blocking = unused = 0
+    for line in text.splitlines():
+        words = line.split()
+        if words[:1] != ["-A"] or "-s" not in words or "-j" not in words:
+            continue
+        if words[words.index("-j") + 1] not in ("DROP", "REJECT"):
+            continue
+        match = ELEMENT.fullmatch(words[words.index("-s") + 1].replace("/32", ""))
+        held = addresses_in(match.group(0), network) if match else 0
+        if words[1] in reached:
+            blocking += held
+        else:
+            unused += held
+    return blocking, unused
+
+
+def count_detail(backend, network):
+    """{"count": addresses of `network` the firewall drops, "unhooked": those held where no packet looks}."""
+    text = ruleset(backend)
+    blocking, unused = nft_count(text, network) if backend == "nftables" else iptables_count(text, network)
+    return {"count": blocking, "unhooked": unused}
+
+
+def count(backend, network):
+    """Addresses of `network` the firewall drops: in a set or rule that a hooked chain uses."""
+    return count_detail(backend, network)["count"]
 
 
 def address_sets():
     """(family, table, set) of every IPv4 address set, from the terse ruleset (no elements listed)."""
     text = subprocess.run(["nft", "-t", "list", "ruleset"], check=True, stdout=subprocess.PIPE,
                           stderr=subprocess.DEVNULL, universal_newlines=True, env=ENV).stdout
-    found, table, name = [], None, None
-    for line in text.splitlines():
-        words = line.split()
-        if words[:1] == ["table"] and len(words) >= 3:
-            table = words[1:3]
-        elif words[:1] == ["set"] and len(words) >= 2:
-            name = words[1]
-        elif words[:2] == ["type", "ipv4_addr"] and table and name:
-            found.append((table[0], table[1], name))
-    return found
+    return [(family, table, name) for (family, table), parts in nft_tables(text).items()
+            for name, lines in parts["sets"].items() if "type ipv4_addr" in lines]
 
 
 def holds(sample, sets):
@@ -80,44 +188,51 @@ def holds(sample, sets):
     return False
 
 
-def wait(backend, network, wanted, limit_s):
+def wait(backend, network, wanted, limit_s, clock=time.time, pause=time.sleep):
     """Polls until the first `wanted` addresses of `network` are in the firewall, or `limit_s` passed.
+
+    The moment reported is when the confirming read had *finished* ("epoch"); the bans were complete at
+    some moment after the previous read started ("epoch_lower"; the wait's start when the first read
+    confirms), so "uncertainty_s" = epoch - epoch_lower includes the poll's own length and its pause.
 
     nftables: dumping a set of 100,000 elements takes a second or more, and the kernel restarts a dump
     whenever the set changes meanwhile - while bans pour in it may never finish. So first a sample of the
     addresses is looked up (the last ones in both numeric and text order, and some spread over the range),
-    which costs nothing, and only then the whole set is counted, once. iptables rules change one at a time
-    and are simply counted. `count` is None when the limit passed (the caller counts once bans stop).
+    which costs nothing, and only then the whole set is counted. iptables rules are simply counted.
+    `count` is None when the limit passed (the caller counts once bans stop).
     """
     addresses = [str(address) for address in itertools.islice(network.hosts(), wanted)]
     sample = sorted(set(addresses[-32:] + addresses[::max(1, wanted // 64)] + sorted(addresses)[-8:]))
-    started = time.monotonic()
+    started = clock()
+    lower = started
     polls = 0
     sets, sets_read = [], None
     while True:
-        # A poll's time is when it starts: the kernel's state is read from that moment on.
-        epoch, now = time.time(), time.monotonic() - started
+        read_started = clock()
         polls += 1
         if backend == "nftables":
-            if sets_read is None or now - sets_read > 2:
-                sets, sets_read = address_sets(), now
+            if sets_read is None or read_started - sets_read > 2:
+                sets, sets_read = address_sets(), read_started
             held = count(backend, network) if holds(sample, sets) else None
         else:
             held = count(backend, network)
+        read_ended = clock()
         if held is not None and held >= wanted:
-            return {"count": held, "wanted": wanted, "seconds": round(now, 3), "done": True, "polls": polls,
-                    "epoch": epoch, "last_poll_s": round(time.monotonic() - started - now, 3)}
-        if now >= limit_s:
-            return {"count": None, "wanted": wanted, "seconds": round(now, 3), "done": False, "polls": polls,
-                    "epoch": epoch}
-        # Polling costs CPU that the bans need too (2 cores): a few times a second is enough.
-        time.sleep(0.05 if wanted <= 1000 else 0.2)
+            return {"count": held, "wanted": wanted, "done": True, "polls": polls, "epoch": read_ended,
+                    "epoch_lower": lower, "seconds": round(read_ended - started, 3),
+                    "uncertainty_s": round(read_ended - lower, 3), "last_poll_s": round(read_ended - read_started, 3)}
+        if read_ended - started >= limit_s:
+            return {"count": None, "wanted": wanted, "seconds": round(read_ended - started, 3), "done": False,
+                    "polls": polls, "epoch": read_ended}
+        lower = read_started
+        # Polling costs CPU that the bans need too (2 cores); iptables-save of a long chain is costly.
+        pause(0.2 if backend != "nftables" and wanted > 1000 else 0.02)
 
 
-def restart(backend, network, wanted, limit_s):
-    """Restarts fail2ban, then waits as wait() does until the firewall holds `wanted` addresses again."""
+def restart(backend, network, wanted, limit_s, units=("fail2ban",)):
+    """Restarts `units`, then waits as wait() does until the firewall holds `wanted` addresses again."""
     restart_epoch = time.time()
-    subprocess.run(["systemctl", "restart", "fail2ban"], check=True, env=ENV)
+    subprocess.run(["systemctl", "restart", *units], check=True, env=ENV)
     restart_command_s = round(time.time() - restart_epoch, 3)
     result = wait(backend, network, wanted, limit_s)
     result.update(restart_epoch=restart_epoch, restart_command_s=restart_command_s)
@@ -169,27 +284,23 @@ def nginx_zones():
     return sorted(zones.values(), key=lambda zone: -zone["size_kb"])
 
 
-def memory():
-    pid = main_pid("fail2ban")
-    return {"fail2ban_rss_kb": rss_kb(pid) if pid else None, "nginx_zones": nginx_zones()}
+def memory(units=("fail2ban",)):
+    """Resident memory (kB) of each unit's main process, and NGINX's shared zones."""
+    rss = {}
+    for unit in units:
+        pid = main_pid(unit)
+        rss[unit] = rss_kb(pid) if pid else None
+    return {"rss_kb": rss, "nginx_zones": nginx_zones()}
 
 
 def set_elements(text, network):
-    """{(family, table, set): [single addresses of `network`]} from `nft list ruleset` text."""
+    """{(family, table, set): [single addresses of `network`]} of the sets a hooked chain blocks with."""
     found = {}
-    table = set_name = None
-    for line in text.splitlines():
-        stripped = line.strip()
-        if stripped.startswith("table "):
-            table, set_name = stripped.split()[1:3], None
-        elif stripped.startswith("set "):
-            set_name = stripped.split()[1]
-        elif stripped.startswith("chain "):
-            set_name = None
-        if table and set_name:
-            for match in ELEMENT.finditer(stripped):
+    for (family, table), parts in nft_tables(text).items():
+        for name in blocking_sets(parts):
+            for match in ELEMENT.finditer("\n".join(parts["sets"][name])):
                 if not match.group(2) and not match.group(3) and ipaddress.IPv4Address(match.group(1)) in network:
-                    found.setdefault((table[0], table[1], set_name), []).append(match.group(1))
+                    found.setdefault((family, table, name), []).append(match.group(1))
     return found
 
 
@@ -201,6 +312,16 @@ def banned_source(line, network):
     return None
 
 
+def target(backend, network, text=None):
+    """Where bans of `network` go, copied from the one fail2ban (or a bouncer) made: for nftables the
+    blocking set that holds them ([family, table, set]), for iptables one of its rules; None if none does."""
+    text = ruleset(backend) if text is None else text
+    if backend == "nftables":
+        held = set_elements(text, network)
+        return list(next(iter(held))) if held else None
+    return next((line for line in text.splitlines() if banned_source(line, network)), None)
+
+
 def nft_elements(verb, family, table, set_name, addresses):
     """`nft add|delete element` for addresses, 5,000 per transaction."""
     for index in range(0, len(addresses), 5000):
@@ -208,44 +329,45 @@ def nft_elements(verb, family, table, set_name, addresses):
         subprocess.run(["nft", "-f", "-"], input=script, check=True, universal_newlines=True, env=ENV)
 
 
-def fill(backend, network, wanted):
-    """Adds addresses of `network` (in order, skipping those held) until the firewall holds `wanted`."""
+def fill(backend, network, wanted, where=None):
+    """Adds addresses of `network` (in order, skipping those held) until the firewall holds `wanted`.
+
+    `where`: what target() said while bans were held (so that a firewall trimmed to 0 can be refilled).
+    """
     text = ruleset(backend)
+    where = target(backend, network, text) or where
+    if where is None:
+        raise SystemExit("no firewall set or rule holds addresses of %s yet: ban one first (or give the "
+                         "target that `probe.py target` printed)" % network)
     if backend == "nftables":
-        held_by_set = set_elements(text, network)
-        if not held_by_set:
-            raise SystemExit("no nftables set holds addresses of %s yet: ban one through fail2ban first" % network)
-        target_set = next(iter(held_by_set))
+        held = {address for addresses in set_elements(text, network).values() for address in addresses}
+        current = nft_count(text, network)[0]
     else:
-        template = next((line for line in text.splitlines() if banned_source(line, network)), None)
-        if template is None:
-            raise SystemExit("no iptables rule bans addresses of %s yet: ban one through fail2ban first" % network)
-    held = set()
-    for match in ELEMENT.finditer(text):
-        # A single address: a set element, or an iptables source written as a.b.c.d/32.
-        if not match.group(2) and match.group(3) in (None, "32") and ipaddress.IPv4Address(match.group(1)) in network:
-            held.add(match.group(1))
+        reached = iptables_reached(text)
+        held = {banned_source(line, network) for line in text.splitlines()
+                if banned_source(line, network) and line.split()[1] in reached}
+        current = iptables_count(text, network)[0]
     missing = []
     for address in network.hosts():
-        if len(held) + len(missing) >= wanted:
+        if current + len(missing) >= wanted:
             break
         if str(address) not in held:
             missing.append(str(address))
     started = time.monotonic()
     if backend == "nftables":
-        nft_elements("add", *target_set, missing)
+        nft_elements("add", *where, missing)
     else:
         # Inserted at the top, as fail2ban's iptables actionban does (-I <chain> 1): appended after
         # the chain's final RETURN, a rule would never be looked at.
-        chain = template.split()[1]
-        inserted = re.sub(r"^-A %s " % re.escape(chain), "-I %s 1 " % chain, template)
+        chain = where.split()[1]
+        inserted = re.sub(r"^-A %s " % re.escape(chain), "-I %s 1 " % chain, where)
         for index in range(0, len(missing), 5000):
             lines = ["*filter"] + [re.sub(r"-s %s/32 " % ADDRESS, "-s %s/32 " % item, inserted, count=1)
                                    for item in missing[index:index + 5000]] + ["COMMIT", ""]
             subprocess.run(["iptables-restore", "--noflush"], input="\n".join(lines), check=True,
                            universal_newlines=True, env=ENV)
     return {"added": len(missing), "seconds": round(time.monotonic() - started, 3),
-            "count": count(backend, network)}
+            "count": count(backend, network), "target": where}
 
 
 def trim(backend, network, keep):
@@ -278,24 +400,89 @@ def trim(backend, network, keep):
     return {"seconds": round(time.monotonic() - started, 3), "count": count(backend, network)}
 
 
+def nft(script):
+    subprocess.run(["nft", "-f", "-"], input=script, check=True, universal_newlines=True, env=ENV)
+
+
+def blocking_rules(family, table, sets):
+    """[(chain, handle, rule text)] of the hooked chains' rules of a table that block with one of `sets`."""
+    text = subprocess.run(["nft", "-a", "list", "table", family, table], check=True, stdout=subprocess.PIPE,
+                          stderr=subprocess.DEVNULL, universal_newlines=True, env=ENV).stdout
+    parts = nft_tables(text)[(family, table)]
+    found = []
+    for chain in hooked_chains(parts["chains"]):
+        for line in parts["chains"][chain]:
+            match = re.match(r"^(.*\S)\s+# handle (\d+)$", line)
+            if match and set(match.group(1).split()) & {"drop", "reject"} and \
+                    any("@" + name in match.group(1).split() for name in sets):
+                found.append((chain, match.group(2), re.sub(r"counter packets \d+ bytes \d+", "counter", match.group(1))))
+    return found, parts
+
+
+def toggle(network, pairs, window_s, delay_s, clock=time.monotonic, pause=time.sleep):
+    """Interleaved A B pairs on the live ruleset (nftables): A points every rule that blocks with a set holding
+    addresses of `network` at an empty twin of that set (0 bans), B back at the set itself (N bans); each
+    state lasts window_s. Returns the moments (CLOCK_MONOTONIC, shared by all containers) of each switch.
+
+    A rule replace is one tiny transaction, so the two states follow each other within milliseconds and
+    the machine's drift cancels out of each pair. The original rules are back at the end, also on errors.
+    """
+    text = ruleset("nftables")
+    held = set_elements(text, network)
+    if not held:
+        raise SystemExit("no blocking set holds addresses of %s: nothing to compare" % network)
+    tables = nft_tables(text)
+    switch = {"A": [], "B": []}
+    twins = []
+    for (family, table, name) in held:
+        declaration = [line for line in tables[(family, table)]["sets"][name]
+                       if line.split()[:1] in (["type"], ["flags"])]
+        twin = name + "-bench0"
+        twins.append((family, table, twin))
+        nft("add set %s %s %s { %s }\n" % (family, table, twin, " ".join(line.rstrip(";") + ";" for line in declaration)))
+        rules, _parts = blocking_rules(family, table, [name])
+        for chain, handle, rule in rules:
+            words = rule.split()
+            emptied = " ".join("@" + twin if word == "@" + name else word for word in words)
+            switch["A"].append("replace rule %s %s %s handle %s %s" % (family, table, chain, handle, emptied))
+            switch["B"].append("replace rule %s %s %s handle %s %s" % (family, table, chain, handle, rule))
+    moments = []
+    try:
+        pause(delay_s)
+        for _pair in range(pairs):
+            for state in ("A", "B"):
+                nft("\n".join(switch[state]) + "\n")
+                moments.append([state, clock()])
+                pause(window_s)
+    finally:
+        nft("\n".join(switch["B"]) + "\n")
+        moments.append(["end", clock()])
+        nft("".join("delete set %s %s %s\n" % twin for twin in twins))
+    return {"moments": moments, "rules": len(switch["B"]), "count": count("nftables", network)}
+
+
 def main(argv):
     command = argv[0]
     if command == "memory":
-        result = memory()
+        result = memory(argv[1:] or ("fail2ban",))
     else:
         backend, network = argv[1], ipaddress.IPv4Network(argv[2])
         if command == "count":
-            result = {"count": count(backend, network)}
+            result = count_detail(backend, network)
+        elif command == "target":
+            result = {"target": target(backend, network)}
         elif command == "wait":
             result = wait(backend, network, int(argv[3]), float(argv[4]))
         elif command == "restart":
-            result = restart(backend, network, int(argv[3]), float(argv[4]))
+            result = restart(backend, network, int(argv[3]), float(argv[4]), argv[5:] or ("fail2ban",))
         elif command == "fill":
-            result = fill(backend, network, int(argv[3]))
+            result = fill(backend, network, int(argv[3]), json.loads(argv[4]) if len(argv) > 4 else None)
         elif command == "trim":
             result = trim(backend, network, int(argv[3]))
+        elif command == "toggle":
+            result = toggle(network, int(argv[3]), float(argv[4]), float(argv[5]))
         else:
-            raise SystemExit("unknown command %r: count, wait, restart, memory, fill or trim" % command)
+            raise SystemExit("unknown command %r: count, target, wait, restart, memory, fill, trim or toggle" % command)
     json.dump(result, sys.stdout)
     sys.stdout.write("\n")
     return 0

@@ -11,6 +11,11 @@ import json
 import os
 import sys
 
+import heal
+import lb
+import operator_path
+import sync
+import waf
 from stats import spread, summarize
 
 
@@ -34,9 +39,17 @@ def table(header, rows):
             + ["| %s |" % " | ".join(row) for row in rows] + [""])
 
 
+def systems(results):
+    return results["settings"].get("systems") or results["settings"].get("actions") or []
+
+
+def label(results, system):
+    return (results["settings"].get("system_labels") or {}).get(system, system)
+
+
 def actions_in(results, key):
-    """The ban actions measured in results[key], in the order the run compared them."""
-    return [action for action in results["settings"]["actions"] if action in (results.get(key) or {})]
+    """The systems measured in results[key], in the order the run compared them."""
+    return [system for system in systems(results) if system in (results.get(key) or {})]
 
 
 def sizes_in(section):
@@ -60,15 +73,6 @@ def timed_cell(entry, key):
     return "; ".join(parts) if parts else "not run"
 
 
-def nftables_goal(results, key, size):
-    """'< limit s: met' for nftables at `size` against goals[key + '_s'], or '–' without a goal."""
-    limit = results["goals"].get(key + "_s", {}).get(str(size))
-    if limit is None:
-        return "–"
-    summary = ((results["scale"].get("nftables") or {}).get(str(size)) or {}).get(key + "_summary") or {}
-    return "< %s s: %s" % (limit, goal_check(None if summary.get("unfinished") else summary.get("max"), limit))
-
-
 def goals_text(goals, key):
     return " and ".join("%s in under %g s" % (count(size), limit) for size, limit in sorted(
         goals[key].items(), key=lambda item: int(item[0])))
@@ -76,6 +80,7 @@ def goals_text(goals, key):
 
 def header(results):
     machine = results.get("machine", {})
+    names = systems(results)
     lines = [
         "# Benchmarks", "",
         "Latest results of `make bench` (tools/bench/run.py; the numbers below are generated, do not edit them "
@@ -88,9 +93,10 @@ def header(results):
         "- Test hosts: Docker containers with systemd on that machine (%s): %s, %s, %s, %s." % (
             machine.get("testbed_distro"), machine.get("fail2ban"), machine.get("nginx"), machine.get("nft"),
             machine.get("iptables")),
-        "- Figures: median (min–max, number of runs) over repeated runs; %s measured in the same run." % (
-            "both ban actions" if len(results["settings"]["actions"]) == 2 else
-            ", ".join(results["settings"]["actions"])),
+        "- Peer: %s, %s (Debian's packages)." % (machine.get("crowdsec", "CrowdSec not run"),
+                                                 machine.get("crowdsec_bouncer", "")),
+        "- Figures: median (min–max, number of runs) over repeated runs; %s measured in the same run, on the "
+        "same hosts and floods." % "; ".join(label(results, name) for name in names),
     ]
     load = results.get("load_average")
     if load:
@@ -102,11 +108,194 @@ def header(results):
     return lines + notes + ([""] if notes else [])
 
 
-def latency_row(action, entry, goal):
+# ---- the lead table: one row per figure, one column per system, ours against the best peer --------------
+
+def scale_median(results, system, size, key):
+    """Median seconds of `key` (ban, restore) at `size`; None when no run finished or any was capped."""
+    summary = (((results.get("scale") or {}).get(system) or {}).get(str(size)) or {}).get(key + "_summary") or {}
+    return None if summary.get("unfinished") else summary.get("median")
+
+
+def task_median(results, system, size):
+    runs = (((results.get("scale") or {}).get(system) or {}).get(str(size)) or {}).get("ban", [])
+    return summarize([run.get("task_s") for run in runs]).get("median")
+
+
+def memory_median(results, system, size):
+    """Median RSS at `size` bans; None when the bans did not all get there (the memory is of fewer)."""
+    entry = ((results.get("scale") or {}).get(system) or {}).get(str(size)) or {}
+    if (entry.get("ban_summary") or {}).get("unfinished"):
+        return None
+    samples = entry.get("memory", [])
+    return summarize([sample.get("rss_mib", sample.get("fail2ban_rss_mib")) for sample in samples]).get("median")
+
+
+def latency_value(results, system, key):
+    return (((results.get("latency") or {}).get(system) or {}).get("summary") or {}).get(key)
+
+
+def figure_rows(results):
+    """(name, {system: value}, formatter): the figures of the lead table; lower is better for each."""
+    rows = [("attack-to-drop p50", {system: latency_value(results, system, "p50") for system in systems(results)},
+             seconds),
+            ("attack-to-drop p95", {system: latency_value(results, system, "p95") for system in systems(results)},
+             seconds)]
+    for size in sizes_in(results.get("scale") or {}):
+        rows.append(("ban %s until dropped" % count(size),
+                     {system: scale_median(results, system, size, "ban") for system in systems(results)}, seconds))
+        rows.append(("ban %s: task / import time" % count(size),
+                     {system: task_median(results, system, size) for system in systems(results)}, seconds))
+        rows.append(("restore %s after a restart" % count(size),
+                     {system: scale_median(results, system, size, "restore") for system in systems(results)}, seconds))
+    sizes = sizes_in(results.get("scale") or {})
+    if sizes:
+        rows.append(("resident memory at %s bans" % count(sizes[-1]),
+                     {system: memory_median(results, system, sizes[-1]) for system in systems(results)}, mib))
+    return rows
+
+
+def capped_cell(results, system, name):
+    """'> 20 s (2,132 of 10,000)' for a ban or restore row whose runs did not finish; None otherwise."""
+    words = name.split()
+    if words[0] not in ("ban", "restore") or "task" in name:
+        return None
+    size = words[1].replace(",", "")
+    summary = (((results.get("scale") or {}).get(system) or {}).get(size) or {}).get(words[0] + "_summary") or {}
+    unfinished = summary.get("unfinished") or []
+    if not unfinished:
+        return None
+    run = unfinished[0]
+    return "> %s s (%s of %s)" % (run.get("cap_s") or "?", count(run["count"]), count(run["of"]))
+
+
+def ratio(values, ours):
+    """ours / the best (lowest) peer, e.g. '0.25×'; '–' without both."""
+    peers = [value for system, value in values.items() if system != ours and value is not None]
+    if values.get(ours) is None or not peers or not min(peers):
+        return "–"
+    return "%.2f×" % (values[ours] / min(peers))
+
+
+def change_cell(entry):
+    ci = (entry.get("change") or {}).get("ci95") if entry else None
+    if not ci:
+        return "–"
+    return "%+.1f%% [%+.1f, %+.1f]: %s" % (ci["mean"] * 100, ci["low"] * 100, ci["high"] * 100, entry["verdict"])
+
+
+def lead_section(results):
+    ours = results["settings"].get("ours", "floodguard")
+    names = systems(results)
+    lines = ["## Summary", "",
+             "Lower is better in every row but the per-packet one. Times end when the confirming read of the "
+             "firewall had finished (sections below give each one's read uncertainty). **Ratio**: %s divided by "
+             "the best peer (under 1: %s leads)." % (ours, ours), ""]
+    rows = []
+    for name, values, fmt in figure_rows(results):
+        if all(value is None for value in values.values()):
+            continue
+        rows.append([name] + [fmt(values[system]) if values[system] is not None else
+                              capped_cell(results, system, name) or "–" for system in names]
+                    + [ratio(values, ours)])
+    for size in sizes_in(results.get("perpacket") or {}):
+        rows.append(["per-packet change at %s bans (95 %% interval)" % count(size)]
+                    + [change_cell(((results.get("perpacket") or {}).get(system) or {}).get(str(size)))
+                       for system in names] + ["–"])
+    return lines + table(["Figure"] + [label(results, system) for system in names] + ["Ratio"], rows)
+
+
+# Why a figure comes out as it does, per kind of figure (the first word of a lead-table row).
+REASONS = {
+    "attack-to-drop": "fail2ban's actions thread looks for the filter's new tickets in sleeps of 0.2 s at the "
+                      "least (fail2ban.server.utils.Utils.wait_for, DEFAULT_SLEEP_INTERVAL; floodguard's action "
+                      "caps the wait at one such step), so rejection to \"Ban\" is 0-0.2 s plus the filter; "
+                      "CrowdSec's decision reaches the firewall only at the bouncer's next poll of its local API "
+                      "(10 s by default, 1 s tuned)",
+    "ban": "floodguard's action writes a burst of bans as one nftables transaction; fail2ban's stock actions run "
+           "one nft or iptables process per ban (and iptables walks its chain on every change); CrowdSec's bouncer "
+           "takes new decisions at its next poll",
+    "restore": "fail2ban re-bans from its database on start, one ticket at a time through the action; CrowdSec's "
+               "bouncer fetches every decision at start-up and adds them in one go",
+    "resident": "fail2ban holds a Python ticket per ban; CrowdSec's two Go daemons carry their own baseline",
+    "per-packet": "a ban set is a hash lookup whatever its size; iptables-multiport walks one rule per ban for every "
+                  "packet that reaches its chain",
+}
+
+
+def sentence(text):
+    return text[:1].upper() + text[1:]
+
+
+def closing_section(results):
+    """Figure by figure: where floodguard leads and where it trails the best peer, and why."""
+    ours = results["settings"].get("ours", "floodguard")
+    lines = []
+    for name, values, fmt in figure_rows(results):
+        peers = {system: value for system, value in values.items() if system != ours and value is not None}
+        if values.get(ours) is None or not peers:
+            continue
+        best = min(peers, key=peers.get)
+        verb = "leads" if values[ours] < peers[best] else "trails" if values[ours] > peers[best] else "ties"
+        lines.append("- %s: %s %s (%s against %s for %s). %s." % (
+            name, ours, verb, fmt(values[ours]), fmt(peers[best]), label(results, best),
+            sentence(REASONS.get(name.split()[0], ""))))
+    for size in sizes_in(results.get("perpacket") or {}):
+        entry = ((results.get("perpacket") or {}).get(ours) or {}).get(str(size))
+        if entry:
+            lines.append("- per-packet at %s bans: %s. %s." % (
+                count(size), change_cell(entry), sentence(REASONS["per-packet"])))
+    return ["## Where floodguard leads and trails", ""] + lines + [""] if lines else []
+
+
+def goal_line(text, value, limit, fmt=None):
+    fmt = fmt or seconds
+    shown = fmt(value) if value is not None else "not measured"
+    return "- %s: %s (goal < %s): %s" % (text, shown, fmt(limit), goal_check(value, limit))
+
+
+def goals_section(results):
+    """The raised goals of the default setup (settings.GOALS), each with what this run measured."""
+    ours = results["settings"].get("ours", "floodguard")
+    goals = results["goals"]
+    lines = ["## Goals of the default setup", ""]
+    if latency_value(results, ours, "p95") is not None and "latency_p95_s" in goals:
+        lines.append(goal_line("attack-to-drop p95", latency_value(results, ours, "p95"), goals["latency_p95_s"]))
+    for size, limit in sorted(goals.get("ban_s", {}).items(), key=lambda item: int(item[0])):
+        if str(size) in ((results.get("scale") or {}).get(ours) or {}):
+            lines.append(goal_line("%s bans until the firewall holds them" % count(size),
+                                   scale_median(results, ours, size, "ban"), limit))
+    for size, limit in sorted(goals.get("ban_task_s", {}).items(), key=lambda item: int(item[0])):
+        if str(size) in ((results.get("scale") or {}).get(ours) or {}):
+            lines.append(goal_line("%s bans: fail2ban_ban task time" % count(size),
+                                   task_median(results, ours, size), limit))
+    for size, limit in sorted(goals.get("restore_s", {}).items(), key=lambda item: int(item[0])):
+        if str(size) in ((results.get("scale") or {}).get(ours) or {}):
+            lines.append(goal_line("restore of %s" % count(size), scale_median(results, ours, size, "restore"), limit))
+    operator = (results.get("operator") or {}).get(ours)
+    limit = (goals.get("operator_s") or {}).get(str((operator or {}).get("size")))
+    if operator and limit:
+        lines.append(goal_line("%s bans through ban.yml and ansible-runner" % count(operator["size"]),
+                               operator["summary"].get("median"), limit))
+    memory = [(size, memory_median(results, ours, size)) for size in sizes_in(results.get("scale") or {})]
+    if memory and memory[-1][1] is not None:
+        lines.append("- fail2ban's resident memory at %s bans: %s (reported, no goal)" % (
+            count(memory[-1][0]), mib(memory[-1][1])))
+    within = goals.get("perpacket_within")
+    for size in sizes_in(results.get("perpacket") or {}):
+        entry = ((results.get("perpacket") or {}).get(ours) or {}).get(str(size))
+        if entry and within is not None:
+            lines.append("- no per-packet cost at %s bans that a ±%g%% interval can see: %s (%s)" % (
+                count(size), within * 100, "met" if entry["verdict"] == "none" else "**not met**", change_cell(entry)))
+    return lines + [""] if len(lines) > 2 else []
+
+
+def latency_row(results, system, entry, goal):
     summary = entry["summary"]
-    return [action, "%d%s" % (summary["n"], " (+%d failed)" % entry["failed_runs"] if entry["failed_runs"] else ""),
+    return [label(results, system),
+            "%d%s" % (summary["n"], " (+%d failed)" % entry["failed_runs"] if entry["failed_runs"] else ""),
             seconds(summary.get("p50")), seconds(summary.get("p95")),
             "%s–%s" % (seconds(summary.get("min")), seconds(summary.get("max"))),
+            seconds((entry.get("uncertainty_s") or {}).get("max")),
             seconds(entry["reject_to_fail2ban_ban_s"].get("median")),
             seconds(entry["fail2ban_ban_to_drop_s"].get("median")), goal_check(summary.get("p95"), goal)]
 
@@ -115,12 +304,14 @@ def latency_section(results):
     if not results.get("latency"):
         return []
     goal = results["goals"]["latency_p95_s"]
-    rows = [latency_row(action, results["latency"][action], goal) for action in actions_in(results, "latency")]
-    return ["## 1. Attack-to-ban latency", "",
+    rows = [latency_row(results, system, results["latency"][system], goal) for system in actions_in(results, "latency")]
+    return ["## 1. Attack-to-drop latency", "",
             "From the attacker's first rejected request (HTTP 429) to its first request whose packets the "
-            "firewall drops. Goal: p95 under %s s." % goal, ""] + table(
-        ["Ban action", "Runs", "p50", "p95", "min–max", "rejection → fail2ban \"Ban\"", "\"Ban\" → dropped",
-         "Goal"], rows)
+            "firewall drops. Uncertainty: the drop began after the previous request was sent, at most one start "
+            "interval (1 / rate) or one request's cycle (p90 of the answered ones) earlier. Goal: p95 under %s s. CrowdSec's "
+            "log has whole seconds only, so its \"Ban\" split is not given." % goal, ""] + table(
+        ["System", "Runs", "p50", "p95", "min–max", "uncertainty ≤", "rejection → fail2ban \"Ban\"",
+         "\"Ban\" → dropped", "Goal"], rows)
 
 
 def timeline_paragraph(results):
@@ -129,121 +320,96 @@ def timeline_paragraph(results):
         return []
     parts = results["settings"]["phases"]["timeline"]
     calm, attack, client = parts["calm"], parts["attack"], parts["client"]
-    return ["Requests per second around one ban (%s): the attacker sends %s req/s (under the limit) for %s s, "
-            "then %s req/s for %s s; an allowlisted client sends %s req/s throughout. Dropped requests are counted "
-            "when they time out, %s s after they were sent. Plot: `timeline.png` next to results.json%s." % (
-                timeline["action"], calm["rate"], calm["duration_s"], attack["rate"], attack["duration_s"],
-                client["rate"], timeline["timeout_s"],
-                " and [benchmarks-timeline.png](benchmarks-timeline.png)" if results.get("docs") else ""), ""]
+    first = next(iter(timeline.values()))
+    return ["Requests per second around one ban, per system on a shared time axis: the attacker sends %s req/s "
+            "(under the limit) for %s s, then %s req/s for %s s; an allowlisted client sends %s req/s throughout. "
+            "Dropped requests are counted when they time out, %s s after they were sent. Plot: `timeline.png` next "
+            "to results.json%s." % (
+                calm["rate"], calm["duration_s"], attack["rate"], attack["duration_s"], client["rate"],
+                first["timeout_s"], " and [benchmarks-timeline.png](benchmarks-timeline.png)" if results.get("docs")
+                else ""), ""]
 
 
 def scale_cells(results, size, key):
-    return [timed_cell(results["scale"][action].get(str(size)), key) for action in actions_in(results, "scale")]
+    return [timed_cell(results["scale"][system].get(str(size)), key) for system in actions_in(results, "scale")]
 
 
 def task_times(results, size):
     cells = []
-    for action in actions_in(results, "scale"):
-        runs = (results["scale"][action].get(str(size)) or {}).get("ban", [])
-        cells.append(", ".join(seconds(run["task_s"]) for run in runs if "task_s" in run) or "–")
+    for system in actions_in(results, "scale"):
+        runs = (results["scale"][system].get(str(size)) or {}).get("ban", [])
+        cells.append(", ".join(seconds(run["task_s"]) for run in runs if run.get("task_s") is not None) or "–")
     return cells
 
 
 def scale_section(results):
     if not results.get("scale"):
         return []
-    actions = actions_in(results, "scale")
+    names = actions_in(results, "scale")
     sizes = sizes_in(results["scale"])
     recorded = results["settings"]
-    jail_actions = "; ".join("`%s` → `%s`" % item for item in results.get("jail_actions", {}).items())
+    jail_actions = "; ".join("%s → `%s`" % item for item in results.get("jail_actions", {}).items())
     return (["## 2. Ban scale", "",
-             "N addresses of %s banned in the `%s` jail by one `fail2ban_ban` task, timed from the task's start "
-             "until the firewall holds all N (read from `nft list ruleset` / `iptables-save`). Goals: %s with the "
-             "default action (nftables). fail2ban action of the `%s` jail: %s." % (
+             "N addresses of %s banned at once: fail2ban systems by one `fail2ban_ban` task in the `%s` jail, "
+             "CrowdSec by `cscli decisions import` of a CSV (`duration,value`). Timed from the task's (import's) "
+             "start until a read of the firewall (`nft list ruleset` / `iptables-save`: elements of sets that a "
+             "hooked chain drops with) that found all N had finished; \"read ≤\" is how much earlier they may have "
+             "been complete. Goals: %s with the default setup. fail2ban action of the `%s` jail: %s." % (
                  recorded["ban_network"], recorded["manual_jail"], goals_text(results["goals"], "ban_s"),
-                 recorded["manual_jail"], jail_actions), ""]
-            + table(["Bans"] + actions + ["Goal (nftables)"],
-                    [[count(size)] + scale_cells(results, size, "ban") + [nftables_goal(results, "ban", size)]
-                     for size in sizes])
-            + ["Time of the `fail2ban_ban` task alone, as Ansible reports it, per run:", ""]
-            + table(["Bans"] + actions, [[count(size)] + task_times(results, size) for size in sizes]))
+                 recorded["manual_jail"], jail_actions or "–"), ""]
+            + table(["Bans"] + [label(results, name) for name in names],
+                    [[count(size)] + scale_cells(results, size, "ban") for size in sizes])
+            + ["Time of the `fail2ban_ban` task (CrowdSec: `cscli decisions import`) alone, per run:", ""]
+            + table(["Bans"] + [label(results, name) for name in names],
+                    [[count(size)] + task_times(results, size) for size in sizes]))
 
 
 def restore_section(results):
     if not results.get("scale"):
         return []
     return (["## 3. Restore after restart", "",
-             "`systemctl restart fail2ban` with N bans, timed until the firewall holds all N again. Goal: %s."
+             "`systemctl restart` of the ban daemons (fail2ban; crowdsec and crowdsec-firewall-bouncer) with N bans, "
+             "timed until a read that found all N in the firewall again had finished. Goals: %s."
              % goals_text(results["goals"], "restore_s"), ""]
-            + table(["Bans"] + actions_in(results, "scale") + ["Goal (nftables)"],
-                    [[count(size)] + scale_cells(results, size, "restore") + [nftables_goal(results, "restore", size)]
-                     for size in sizes_in(results["scale"])]))
+            + table(["Bans"] + [label(results, name) for name in actions_in(results, "scale")],
+                    [[count(size)] + scale_cells(results, size, "restore") for size in sizes_in(results["scale"])]))
 
 
 def rate(value):
     return "%.0f" % value
 
 
-def milliseconds(value):
-    return "%.1f ms" % value
-
-
-def perpacket_cells(entries, size):
-    """The rate (with its change against no bans) and p99 cells of one action at `size` bans."""
-    entry = entries.get(str(size))
-    if not entry:
-        return ["–", "–"]
-    relative = ""
-    change = (entry.get("paired_change") or {}).get("median")
-    base = ((entries.get("0") or {}).get("rate") or {}).get("median")
-    if size and change is not None:
-        relative = " (%+.1f%% paired)" % (change * 100)
-    elif base and size and entry["rate"].get("median") is not None:
-        relative = " (%+.1f%%)" % ((entry["rate"]["median"] - base) / base * 100)
-    return ["%s%s" % (spread(entry["rate"], rate), relative), spread(entry["p99_ms"], milliseconds) or "–"]
-
-
-def perpacket_goal(entries, size, within):
-    """The goal line of nftables at `size` bans: paired change, else against the run with no bans."""
-    entry = entries.get(str(size)) or {}
-    change = entry.get("paired_change") or {}
-    if change.get("median") is not None:
-        return ("Goal, nftables with %s bans within %d%% of no bans: %s (%+.1f%%, median of %d pairs, %+.1f%% to "
-                "%+.1f%%; with one ban %s req/s)." % (
-                    count(size), round(within * 100), "met" if change["median"] >= -within else "**not met**",
-                    change["median"] * 100, change["n"], change["min"] * 100, change["max"] * 100,
-                    spread(entry["paired_baseline"]["rate"], rate)))
-    base = ((entries.get("0") or {}).get("rate") or {}).get("median")
-    value = (entry.get("rate") or {}).get("median")
-    if base and value is not None:
-        return "Goal, nftables with %s bans within %d%% of 0 bans: %s (%+.1f%%)." % (
-            count(size), round(within * 100), "met" if value >= base * (1 - within) else "**not met**",
-            (value - base) / base * 100)
-    return None
-
-
 def perpacket_section(results):
     perpacket = results.get("perpacket")
     if not perpacket:
         return []
-    actions = actions_in(results, "perpacket")
-    sizes = sizes_in(perpacket)
+    names = actions_in(results, "perpacket")
     within = results["goals"]["perpacket_within"]
-    notes = ["%s, %s bans: %s." % (action, count(size), perpacket[action][str(size)]["note"])
-             for size in sizes for action in actions if (perpacket[action].get(str(size)) or {}).get("note")]
-    notes += [line for line in (perpacket_goal(perpacket.get("nftables") or {}, size, within)
-                                for size in sizes if size) if line]
-    concurrency = results["settings"]["phases"]["perpacket"]["concurrency"]
+    rows, notes = [], []
+    for system in names:
+        for size in sizes_in({system: perpacket[system]}):
+            entry = perpacket[system][str(size)]
+            rows.append([label(results, system), count(entry.get("bans", size)), str(entry.get("pairs", "–")),
+                         spread(entry.get("baseline_rate"), rate) or "–", spread(entry.get("banned_rate"), rate) or "–",
+                         change_cell(entry)])
+            if entry.get("note"):
+                notes.append("%s, %s bans: %s." % (label(results, system), count(size), entry["note"]))
+    seconds_each = results["settings"].get("perpacket_seconds")
+    port = results["settings"]["phases"].get("perpacket", {}).get("port", 80)
     return (["## 4. Per-packet cost", "",
-             "An allowlisted client on a new connection per request, %s at a time, against the demo API through "
-             "NGINX: requests served per second and p99 latency, with 0 and N addresses banned. With N bans every "
-             "run is paired with one right after it on the same sets or chains emptied down to one ban (then "
-             "filled again); the percentage is the median change over those pairs, since the machine drifts "
-             "more between the start and the end of the bench than the firewall costs. Goal: nftables within "
-             "%d%% of no bans." % (concurrency, round(within * 100)), ""]
-            + table(["Bans"] + [column % action for action in actions for column in ("%s req/s", "%s p99")],
-                    [[count(size)] + [cell for action in actions for cell in perpacket_cells(perpacket[action], size)]
-                     for size in sizes])
+             "The allowlisted client sends TCP connect attempts to port %s of the web host in a loop (%s s "
+             "windows): each SYN passes the input hook with the ban sets or chains, %s. The ban daemons are frozen. "
+             "Interleaved pairs A B A B …: A with the ban sets or chains emptied (0 bans), B refilled to N in the "
+             "shape the action left. The change is the mean of B / A − 1 over the pairs with its 95 %% interval "
+             "(Student's t), judged two-sided: **none** when the interval lies within ±%g%%, **cost** when it lies "
+             "below 0 and reaches past −%g%%, **unresolved** when it is too wide to tell. A window in which an "
+             "attempt got no answer (a lost SYN stalls the loop) leaves its pair out (results.json counts them)."
+             % (
+                 port, seconds_each, "and the kernel answers with a RST, so only the kernel's path is in it (no "
+                 "NGINX, no Django)" if port != 80 else "then NGINX accepts and the client closes with a RST",
+                 within * 100, within * 100), ""]
+            + table(["System", "Bans", "Pairs", "answers/s, 0 bans", "answers/s, N bans", "change [95 % interval]"],
+                    rows)
             + ["- " + note for note in notes] + ([""] if notes else []))
 
 
@@ -257,12 +423,16 @@ def mib(value):
     return "%.0f MiB" % value
 
 
+def rss(sample):
+    return sample.get("rss_mib", sample.get("fail2ban_rss_mib"))
+
+
 def memory_row(results, size):
-    """fail2ban's RSS per action at `size` bans (its samples' spread) and the NGINX zone of the last sample."""
+    """RSS per system at `size` bans (its samples' spread) and the NGINX zone of the last sample."""
     cells, zone = [], None
-    for action in actions_in(results, "scale"):
-        samples = (results["scale"][action].get(str(size)) or {}).get("memory", [])
-        cells.append(spread(summarize([sample.get("fail2ban_rss_mib") for sample in samples]), mib, "sample") or "–")
+    for system in actions_in(results, "scale"):
+        samples = (results["scale"][system].get(str(size)) or {}).get("memory", [])
+        cells.append(spread(summarize([rss(sample) for sample in samples]), mib, "sample") or "–")
         zone = zone or (samples[-1] if samples else None)
     return [count(size)] + cells + [zone_cell(zone)]
 
@@ -270,16 +440,16 @@ def memory_row(results, size):
 def memory_section(results):
     if not results.get("scale"):
         return []
-    actions = actions_in(results, "scale")
+    names = actions_in(results, "scale")
     idle = results.get("memory_idle") or {}
-    idle_row = ["0"] + [mib(idle[action]["fail2ban_rss_mib"]) if (idle.get(action) or {}).get("fail2ban_rss_mib")
-                        else "–" for action in actions] + [zone_cell(next(iter(idle.values()), {}))]
+    idle_row = ["0"] + [mib(rss(idle[system])) if rss(idle.get(system) or {}) else "–" for system in names] + [
+        zone_cell(next(iter(idle.values()), {}))]
     return (["## 5. Memory", "",
-             "fail2ban's resident memory (VmRSS of fail2ban-server) after the bans and after the restore, and the "
-             "resident part of NGINX's limit_req zone (sum of Pss of the zone's shared mapping over NGINX's "
-             "processes). Banned addresses never reach NGINX, so its zone grows with the addresses that do "
-             "(one node per client address), not with N.", ""]
-            + table(["Bans"] + ["fail2ban RSS, %s" % action for action in actions] + ["NGINX zone"],
+             "Resident memory (VmRSS) of the ban daemons after the bans and after the restore: fail2ban-server; "
+             "for CrowdSec the sum of crowdsec and crowdsec-firewall-bouncer (results.json has each). The NGINX "
+             "column is the resident part of its limit_req zone (sum of Pss over NGINX's processes); banned "
+             "addresses never reach NGINX, so it grows with the addresses that do, not with N.", ""]
+            + table(["Bans"] + [label(results, name) for name in names] + ["NGINX zone"],
                     [idle_row] + [memory_row(results, size) for size in sizes_in(results["scale"])]))
 
 
@@ -291,70 +461,85 @@ def method_section(results):
             "demo API, `floodguard.shield.nginx_ratelimit` and `floodguard.shield.fail2ban` "
             "(tools/bench/converge.yml), `attacker` with %s extra addresses (one per attack, so each starts "
             "unbanned), `client` allowlisted in NGINX only (its packets pass the firewall's ban rules like any "
-            "user's). The ban action is switched by re-converging with `-e fail2ban_banaction=...`." % (
+            "user's). Each system is set up on the same web host in turn (see Systems below)." % (
                 recorded["testbed"]["subnet"], recorded["testbed"]["attacker_extra_addresses"]),
-            "- Latency: tools/flood.py from a fresh attacker address, %s connections as fast as they go, one "
-            "connection per request; the ban's moment is when the earliest request that got no answer was sent (a "
+            "- Latency: tools/flood.py from a fresh attacker address, %s connections at up to %s requests per "
+            "second, one connection per request; the ban's moment is when the earliest request that got no answer was sent (a "
             "connect that timed out after %g s, or a connection opened just before the ban whose answer was "
             "dropped). The fail2ban \"Ban\" time comes from /var/log/fail2ban.log." % (
-                latency["concurrency"], latency["timeout_s"]),
+                latency["concurrency"], latency.get("rate", "unlimited"), latency["timeout_s"]),
             "- Scale and restore: before every run fail2ban is stopped, its database removed and its firewall "
-            "rules deleted, then started again. Addresses come from %s (benchmarking range; no traffic goes to "
+            "rules deleted, then started again (CrowdSec: its decisions and alerts deleted, the bouncer's "
+            "tables removed and the bouncer started again). Addresses come from %s (benchmarking range; no traffic goes to "
             "them). Every run is capped at %s s; a capped run reports how many bans the firewall held." % (
                 recorded["ban_network"], recorded["cap_s"]),
-            "- Per-packet: tools/flood.py on the client for %g s per run, against the full stack (NGINX and "
-            "Django), so the figure is what a legitimate user sees. fail2ban is first left to finish its work "
-            "after the bans (under 5%% of a CPU), then frozen (SIGSTOP) while the client measures, so that only "
-            "the firewall's cost is compared; the kernel's sets and rules keep working." % (
-                recorded["perpacket_seconds"]),
+            "- Per-packet: a TCP connect loop on the client, %s interleaved pairs of %g s runs. The ban daemon "
+            "is first left to finish its work after the bans (under 5%% of a CPU), then frozen (SIGSTOP) while "
+            "the client measures; the kernel's sets and rules keep working." % (
+                recorded.get("perpacket_pairs"), recorded["perpacket_seconds"]),
+            "- Systems: each is the same web host set up again: floodguard's defaults and fail2ban's stock "
+            "iptables-multiport by converging with `fail2ban_banaction`; fail2ban's stock nftables actions "
+            "(nftables-multiport / nftables-allports) by a jail.d override of floodguard's actions; CrowdSec "
+            "%s from Debian's packages, offline (tools/bench/crowdsec.sh: online_api_credentials.yaml before the "
+            "install so it never registers, a fixed cscli hub branch so nothing looks the hub up online, its "
+            "shipped hub and nginx collection; its whitelist of private ranges, which covers the test network, "
+            "replaced by loopback and the allowlist; fail2ban stopped)." % (
+                results.get("machine", {}).get("crowdsec", "")),
             "- Memory: VmRSS from /proc/<pid>/status of fail2ban-server; the NGINX zone from /proc/<pid>/smaps.",
             "- The machine was not otherwise idle unless stated; compare columns of the same run rather than runs.",
             "",
             "To run it: `make bench` (everything; results in `bench/results/<UTC time>/`, and this page is "
-            "rewritten after a complete run), `BENCH_QUICK=1 make bench` (%s bans, fewer repeats), "
+            "rewritten after a complete run), `BENCH_QUICK=1 make bench` (%s bans, fewer attacks, shorter runs), "
             "`tools/bench.sh --only latency,timeline` (a subset; `tools/bench.sh --help` lists the options)." % (
                 " and ".join(count(size) for size in recorded["quick_sizes"])),
             ""]
 
 
-SECTIONS = (header, latency_section, timeline_paragraph, scale_section, restore_section, perpacket_section,
-            memory_section, method_section)
+# A phase module hooks its report in here: its section(results) -> Markdown lines (see run.py).
+SECTIONS = [header, lead_section, goals_section, latency_section, timeline_paragraph, scale_section,
+            restore_section, perpacket_section, memory_section, heal.section, operator_path.section, lb.report_section,
+            sync.report_section, waf.section, closing_section,
+            method_section]
 
 
 def markdown(results):
     return "\n".join(line for section in SECTIONS for line in section(results))
 
 
-def plot(timeline, path):
-    """Requests per second served, rejected and dropped (attacker), served (client), with the ban marked."""
+def plot(timelines, path, labels=None):
+    """One panel per system on a shared time axis: requests per second served, rejected and dropped
+    (attacker), served (allowlisted client), with the first rejection, the ban and the first drop marked."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(figsize=(9, 4.5), dpi=110)
-    attacker = timeline["attacker"]
-    times = [bucket["t"] for bucket in attacker]
-    for key, colour, label in (("served", "tab:green", "attacker served (2xx)"),
-                               ("rejected", "tab:orange", "attacker rejected (429)"),
-                               ("dropped", "tab:red", "attacker dropped (no answer)")):
-        axes.step(times, [bucket.get(key, 0) for bucket in attacker], where="post", color=colour, label=label,
-                  linewidth=2)
-    client = timeline.get("client") or []
-    if client:
-        axes.step([bucket["t"] for bucket in client], [bucket.get("served", 0) for bucket in client], where="post",
-                  color="tab:blue", linestyle="--", label="allowlisted client served")
-    for key, colour, label in (("first_reject_t", "tab:orange", "first rejection"),
-                               ("fail2ban_ban_t", "black", "fail2ban Ban"),
-                               ("first_drop_sent_t", "tab:red", "first dropped request sent")):
-        if timeline.get(key) is not None:
-            axes.axvline(timeline[key], color=colour, linestyle=":", linewidth=1.5,
-                         label="%s (%.2f s)" % (label, timeline[key]))
-    axes.set_xlabel("seconds (dropped requests are counted when they time out, %s s after sending)"
-                    % timeline["timeout_s"])
-    axes.set_ylabel("requests per second")
-    axes.set_title("One attacker address banned (%s)" % timeline["action"])
-    axes.legend(fontsize=8, loc="upper left")
-    axes.grid(alpha=0.3)
+    labels = labels or {}
+    figure, panels = plt.subplots(len(timelines), 1, figsize=(9, 2.3 * len(timelines) + 0.6), dpi=110,
+                                  sharex=True, squeeze=False)
+    for axes, (system, timeline) in zip(panels[:, 0], timelines.items()):
+        attacker = timeline["attacker"]
+        times = [bucket["t"] for bucket in attacker]
+        for key, colour, name in (("served", "tab:green", "attacker served (2xx)"),
+                                  ("rejected", "tab:orange", "attacker rejected (429)"),
+                                  ("dropped", "tab:red", "attacker dropped (no answer)")):
+            axes.step(times, [bucket.get(key, 0) for bucket in attacker], where="post", color=colour, label=name,
+                      linewidth=2)
+        client = timeline.get("client") or []
+        if client:
+            axes.step([bucket["t"] for bucket in client], [bucket.get("served", 0) for bucket in client],
+                      where="post", color="tab:blue", linestyle="--", label="allowlisted client served")
+        for key, colour, name in (("first_reject_t", "tab:orange", "first rejection"),
+                                  ("fail2ban_ban_t", "black", "fail2ban Ban"),
+                                  ("first_drop_sent_t", "tab:red", "first dropped request sent")):
+            if timeline.get(key) is not None:
+                axes.axvline(timeline[key], color=colour, linestyle=":", linewidth=1.5,
+                             label="%s (%.2f s)" % (name, timeline[key]))
+        axes.set_title(labels.get(system, system), fontsize=9)
+        axes.set_ylabel("req/s")
+        axes.legend(fontsize=6, loc="upper left", ncol=2)
+        axes.grid(alpha=0.3)
+    panels[-1, 0].set_xlabel("seconds from the start of the calm phase (dropped requests are counted when they "
+                             "time out, %s s after sending)" % next(iter(timelines.values()))["timeout_s"])
     figure.tight_layout()
     figure.savefig(path)
     plt.close(figure)
@@ -365,7 +550,7 @@ def write(results, folder):
     with open(os.path.join(folder, "results.md"), "w") as handle:
         handle.write(markdown(results))
     if results.get("timeline"):
-        plot(results["timeline"], os.path.join(folder, "timeline.png"))
+        plot(results["timeline"], os.path.join(folder, "timeline.png"), results["settings"].get("system_labels"))
 
 
 def main(argv):

@@ -1,11 +1,20 @@
 # Copyright: floodguard developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""`make bench`: measures the defence on local Debian test hosts and writes results.json, results.md, timeline.png.
+"""`make bench`: measures the defence and its peers on local Debian test hosts; writes results.json,
+results.md, timeline.png.
 
-Brings up its own testbed (tools/bench/host.py on tools/testbed.py: web, attacker, client), converges the
-web host (tools/bench/converge.yml: demo API + playbooks/site.yml), then runs the phases per ban action:
-latency.py, timeline.py, scale.py and perpacket.py, each `run(host, args)`. settings.py holds the command
-line (--help) and the fixed settings; results.json records both, and report.py writes the report from it.
+Brings up its own testbed (tools/bench/host.py on tools/testbed.py: web, attacker, client), sets the web
+host up as each system of settings.SYSTEMS in turn (floodguard's defaults, fail2ban's stock actions,
+CrowdSec; same host, same floods), and runs the phases on each. settings.py holds the command line
+(--help) and the fixed settings; results.json records both, and report.py writes the report from it.
+
+Hooking a phase in (its own module tools/bench/<name>.py, so that merges stay small):
+  1. the module has SETTINGS (a dict results.json records), run(host, args) -> results (JSON-able; host.action
+     is the system's name, host.kind "fail2ban" or "crowdsec") and section(results) -> Markdown lines;
+  2. here: `import <name>` and an entry in PHASE_MODULES; in settings.py: the name in PHASES;
+  3. in report.py: `<name>.section` in SECTIONS.
+run() is then called once per system and its result saved as results[<name>][<system>]. A phase that only
+applies to some systems returns None for the others (nothing is saved).
 """
 
 import argparse
@@ -17,16 +26,28 @@ import signal
 import sys
 import time
 
+import heal
 import latency
+import lb
 import machine
+import operator_path
 import perpacket
 import report
 import scale
 import settings
+import sync
 import timeline
+import waf
 from host import REPO, Host, log
 
-PHASE_MODULES = {"latency": latency, "timeline": timeline, "scale": scale, "perpacket": perpacket}
+PHASE_MODULES = {"latency": latency, "timeline": timeline, "operator": operator_path, "scale": scale,
+                 "perpacket": perpacket,
+                 "heal": heal, "lb": lb, "sync": sync, "waf": waf}
+# Phases run() does not drive through the generic loop (scale and perpacket share their bans).
+BUILT_IN = ("scale", "perpacket")
+# Phases with hosts of their own (lb.py, sync.py) or of no system (waf.py, the edge): once, after the
+# per-system phases.
+STANDALONE = ("lb", "sync", "waf")
 
 
 def new_results(args):
@@ -36,7 +57,7 @@ def new_results(args):
         "settings": settings.recorded(args, {name: module.SETTINGS for name, module in PHASE_MODULES.items()}),
         "goals": settings.GOALS,
         "machine": {}, "jail_actions": {}, "memory_idle": {},
-        "converge_s": {}, "latency": {}, "timeline": None, "scale": {}, "perpacket": {}, "notes": [],
+        "converge_s": {}, "scale": {}, "perpacket": {}, "notes": [],
         # How busy the machine was (other work skews every figure): 1-minute load average, start and end.
         "load_average": {"start": round(os.getloadavg()[0], 1)},
     }
@@ -48,7 +69,10 @@ def prepare(host, args, results, first):
     if converge_s is not None:
         results["converge_s"][args.action] = converge_s
         results["machine"].update(machine.firewall(host))
-    results["jail_actions"][args.action] = host.jail_action(settings.MANUAL_JAIL)
+    if host.kind == "fail2ban":
+        results["jail_actions"][args.action] = host.jail_action(settings.MANUAL_JAIL)
+    else:
+        results["machine"].update(machine.crowdsec(host))
     host.reset()
     if first:
         results["machine"].update(machine.describe(host))
@@ -57,18 +81,17 @@ def prepare(host, args, results, first):
 
 def scale_and_perpacket(host, args, results):
     """scale.run, with the per-packet cost measured at each size of args.perpacket_sizes while its bans
-    are held (and at 0 bans first); sizes that scale did not reach get their bans loaded afresh."""
+    are held (each pair against 0 bans); sizes that scale did not reach get their bans loaded afresh."""
     with_perpacket = "perpacket" in args.only
     measured = results["perpacket"].setdefault(host.action, {}) if with_perpacket else {}
-    if with_perpacket:
-        measured["0"] = perpacket.run(host, args, 0)
 
     def after_size(size):
         if with_perpacket and size in args.perpacket_sizes:
             measured[str(size)] = perpacket.run(host, args, size)
 
     # Per-packet alone still needs the bans: one scale run per size.
-    scale_args = args if "scale" in args.only else argparse.Namespace(**dict(vars(args), repeats=1))
+    scale_args = args if "scale" in args.only else argparse.Namespace(**dict(vars(args), repeats=1,
+                                                                             large_repeats=1))
     entries = scale.run(host, scale_args, after_size, results["scale"].setdefault(host.action, {}))
     if any("cut" in entry for entry in entries.values()) and not results.get("over_budget"):
         results["over_budget"] = True
@@ -82,17 +105,26 @@ def scale_and_perpacket(host, args, results):
 
 
 def measure(host, args, results, folder):
-    """Every phase asked for, per ban action; results are saved after each action."""
+    """Every phase asked for, per system; results are saved after each phase."""
     args.sources = host.up(args.distro, args.reuse)
-    for index, action in enumerate(args.actions):
-        args.action = action
+    for index, system in enumerate(args.systems if set(args.only) - set(STANDALONE) else ()):
+        args.action = system
         prepare(host, args, results, first=index == 0)
-        if "latency" in args.only:
-            results["latency"][action] = latency.run(host, args)
-        if "timeline" in args.only and results["timeline"] is None:
-            results["timeline"] = timeline.run(host, args)
+        for name, module in PHASE_MODULES.items():
+            if name in args.only and name not in BUILT_IN + STANDALONE:
+                outcome = module.run(host, args)
+                if outcome is not None:
+                    results.setdefault(name, {})[system] = outcome
+                save(results, args, folder)
         if "scale" in args.only or "perpacket" in args.only:
             scale_and_perpacket(host, args, results)
+        save(results, args, folder)
+    if host.action is None:  # only standalone phases: they set up the collection's own defaults
+        host.action = args.action = settings.OURS
+    for name in (name for name in STANDALONE if name in args.only):
+        results[name] = PHASE_MODULES[name].run(host, args)
+        if not results["machine"]:  # no per-action phase described it (the web host is converged by now)
+            results["machine"].update(machine.describe(host))
         save(results, args, folder)
 
 
@@ -101,7 +133,10 @@ def save(results, args, folder):
     results["load_average"]["end"] = round(os.getloadavg()[0], 1)
     with open(os.path.join(folder, "results.json"), "w") as handle:
         json.dump(results, handle, indent=2)
-    report.write(results, folder)
+    try:
+        report.write(results, folder)
+    except Exception as exc:  # results.json is saved; `python3 tools/bench/report.py` re-renders it
+        log("report not written: %s: %s" % (type(exc).__name__, exc))
 
 
 def publish(results, args, folder):

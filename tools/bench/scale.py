@@ -1,13 +1,17 @@
 # Copyright: floodguard developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Phase "scale": N bans by one fail2ban_ban task, then `systemctl restart fail2ban`, each timed until the
-firewall holds all N; fail2ban's memory after each. Every run is capped at args.cap seconds."""
+"""Phase "scale": N bans by one fail2ban_ban task (CrowdSec: `cscli decisions import` of a CSV), then a
+restart of the ban daemons, each timed until the firewall holds all N; their memory after each. Every
+run is capped at args.cap seconds.
+
+A time ends when probe.py's confirming read of the firewall has finished; "uncertainty_s" says how much
+earlier the bans may have been complete (that read's length and the pause before it included).
+"""
 
 import datetime
 import itertools
 import json
 import os
-import subprocess
 import threading
 import time
 
@@ -37,8 +41,34 @@ def ban_task(output):
         return None
 
 
+def finished(waited, start):
+    """seconds (from `start` to the end of the confirming read) and uncertainty_s of a finished wait."""
+    return {"seconds": round(waited["epoch"] - start, 3),
+            "uncertainty_s": round(waited["epoch"] - max(waited["epoch_lower"], start), 3)}
+
+
+# Writes the CSV that `cscli decisions import` takes (a `value` header), outside the timed part.
+DECISIONS_CSV = "/tmp/floodguard-bench-decisions.csv"
+WRITE_CSV = """import ipaddress, itertools, sys
+hosts = itertools.islice(ipaddress.IPv4Network(sys.argv[1]).hosts(), int(sys.argv[2]))
+with open(sys.argv[3], "w") as handle:
+    handle.write("duration,value\\n" + "".join("4h,%s\\n" % address for address in hosts))
+"""
+
+
+def crowdsec_ban(host, args, size, outcome):
+    """`cscli decisions import` of `size` addresses; its start epoch and seconds go to outcome."""
+    host.exec("web", ["python3", "-c", WRITE_CSV, BAN_NETWORK, size, DECISIONS_CSV])
+    done = host.exec("web", ["sh", "-c", "date +%s.%N; cscli decisions import -i " + DECISIONS_CSV
+                             + " >/dev/null 2>&1; echo $?; date +%s.%N"], timeout=args.cap + 30, check=False)
+    started, returncode, ended = done.stdout.split()
+    outcome.update(start=float(started), task_s=round(float(ended) - float(started), 3), rc=int(returncode))
+
+
 def ban_run(host, args, size):
-    """Bans `size` addresses with one fail2ban_ban task; waits until the firewall holds them all."""
+    """Bans `size` addresses with one fail2ban_ban task (or cscli import); waits until the firewall holds them."""
+    if host.kind == "crowdsec":
+        return crowdsec_ban_run(host, args, size)
     addresses = [str(address) for address in itertools.islice(BAN_NETWORK.hosts(), size)]
     waiter = host.probe_process("wait", host.backend, BAN_NETWORK, size, args.cap)
     outcome = {}
@@ -50,12 +80,7 @@ def ban_run(host, args, size):
 
     thread = threading.Thread(target=ban)
     thread.start()
-    try:
-        waited = json.loads(waiter.communicate(timeout=args.cap + 60)[0])
-    except (subprocess.TimeoutExpired, ValueError):
-        waiter.kill()
-        waiter.communicate()
-        waited = {"done": False}
+    waited = host.waited(waiter, args.cap + 60)
     # Count what the firewall holds at the cap: freeze fail2ban first (the ban task then ends at its own
     # timeout), so that the count is of that moment.
     at_cap = None if waited["done"] else host.frozen_count()
@@ -72,21 +97,38 @@ def ban_run(host, args, size):
         if host_result.get("failed"):
             run["problem"] = "fail2ban_ban failed: %s" % host_result.get("msg")
         elif waited["done"]:
-            # From the task's start to the first poll that found every ban in the firewall.
-            run["seconds"] = round(waited["epoch"] - start, 3)
-            run["count"] = waited["count"]
+            # From the task's start to the end of the read that found every ban in the firewall.
+            run.update(finished(waited, start), count=waited["count"])
     if "seconds" not in run:
         run.update(done=False, cap_s=args.cap, count=at_cap if at_cap is not None else host.frozen_count())
     return run
 
 
+def crowdsec_ban_run(host, args, size):
+    """`cscli decisions import`, waiting until the bouncer has put them all in its set."""
+    waiter = host.probe_process("wait", host.backend, BAN_NETWORK, size, args.cap)
+    outcome = {}
+    try:
+        crowdsec_ban(host, args, size, outcome)
+    finally:
+        waited = host.waited(waiter, args.cap + 60)
+    run = {"done": waited["done"], "of": size, "task_s": outcome.get("task_s")}
+    if outcome.get("rc"):
+        run["problem"] = "cscli decisions import failed (rc %s)" % outcome["rc"]
+    if waited["done"]:
+        run.update(finished(waited, outcome["start"]), count=waited["count"])
+    else:
+        run.update(done=False, cap_s=args.cap, count=host.frozen_count())
+        host.thaw_fail2ban()
+    return run
+
+
 def restore_run(host, args, size):
-    """`systemctl restart fail2ban`; time until the firewall holds all `size` bans again."""
-    waited = host.probe("restart", host.backend, BAN_NETWORK, size, args.cap, timeout=args.cap + 300)
+    """Restart of the ban daemons; time until the firewall holds all `size` bans again."""
+    waited = host.probe("restart", host.backend, BAN_NETWORK, size, args.cap, *host.units, timeout=args.cap + 300)
     run = {"done": waited["done"], "of": size, "restart_command_s": waited["restart_command_s"]}
     if waited["done"]:
-        run["seconds"] = round(waited["epoch"] - waited["restart_epoch"], 3)
-        run["count"] = waited["count"]
+        run.update(finished(waited, waited["restart_epoch"]), count=waited["count"])
     else:
         run.update(cap_s=args.cap, count=host.frozen_count())
     return run

@@ -2,7 +2,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Phase "timeline": requests per second served, rejected and dropped around one ban, for the plot.
 
-One attacker address: calm (under the limit), then an attack; an allowlisted client throughout.
+One attacker address per system: calm (under the limit), then an attack; an allowlisted client throughout.
+The attack lasts long enough for CrowdSec's default bouncer poll (10 s) to ban within it.
 """
 
 import threading
@@ -12,8 +13,8 @@ from settings import CLIENT, URL
 
 SETTINGS = {
     "calm": {"rate": 4, "requests": 24, "duration_s": 6, "concurrency": 2},
-    "attack": {"rate": 30, "requests": 240, "duration_s": 8, "concurrency": 20},
-    "client": {"rate": 5, "requests": 75, "duration_s": 15, "concurrency": 2},
+    "attack": {"rate": 30, "requests": 420, "duration_s": 14, "concurrency": 20},
+    "client": {"rate": 5, "requests": 105, "duration_s": 21, "concurrency": 2},
     # Dropped requests are counted when they time out, this long after they were sent.
     "timeout_s": 0.5,
 }

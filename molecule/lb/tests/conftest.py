@@ -22,7 +22,7 @@ PATH = "/api/ping"
 # NGINX's ban back end (nginx_ratelimit role defaults).
 BAN_SOCKET = "/run/floodguard-nginx/ban.sock"
 BAN_DEADLINE_S = 20
-# HAProxy's frontends (templates/haproxy.cfg.j2): both web hosts, then one port per web host.
+# HAProxy's frontends (molecule/shared/templates/haproxy.cfg.j2): both web hosts, then one port per web host.
 LB_ALL, LB_PORT = 80, {"web1": 8001, "web2": 8002}
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 

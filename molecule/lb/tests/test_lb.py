@@ -81,6 +81,23 @@ def test_the_lb_is_never_banned(hosts):
         for jail in ("nginx-req-limit", "manual"):
             assert lb not in banned(hosts[role], jail)
         assert element(lb) not in nginx_bans(hosts[role])
+        # Not even for a while: fail2ban's log has no ban of it, in any jail, since the flood began.
+        ever = hosts[role].run("grep -c ' Ban %s$' /var/log/fail2ban.log", lb)
+        assert ever.stdout.strip() == "0", "%s was banned on %s at some point:\n%s" % (lb, role, ever.stdout)
+
+
+def test_a_forged_x_forwarded_for_through_the_lb_changes_nothing(hosts):
+    # HAProxy appends the real client to the forged header; NGINX trusts the LB's hop only, so the client's
+    # own address is limited and banned (on web2, which this address never reached before).
+    client, web2 = hosts["client"], hosts["web2"]
+    (direct,) = addresses_by_label(client, "*:direct")
+    statuses = client.check_output(
+        "for i in $(seq 40); do curl -s -m 1 -o /dev/null -w '%%{http_code} ' --interface %s -H 'X-Forwarded-For: %s' "
+        "%s; done; true", direct, FORGED, url(hosts, LB_PORT["web2"]))
+    assert "429" in statuses.split(), "the client behind the LB was not limited on its own address: %s" % statuses
+    wait_until("the forging client banned on web2", lambda: direct in banned(web2))
+    assert FORGED not in banned(web2) and element(FORGED) not in nginx_bans(web2)
+    assert element(direct) in nginx_bans(web2)
 
 
 def test_a_forged_x_forwarded_for_changes_nothing(hosts):
@@ -101,8 +118,10 @@ def test_no_client_reachable_path_changes_a_ban(hosts, attackers):
     before = nginx_bans(web1)
     for target in (url(hosts, LB_PORT["web1"]).rsplit("/api", 1)[0], "http://%s" % main_address(web1)):
         for path in ("/remove", "/flush", "/add", "/list", "/count"):
-            # Slowly (below the rate): this address must stay unbanned for the ban.yml test.
-            attacker.run("curl -s -m 2 -o /dev/null --interface %s -X POST --data-binary '%s' '%s%s?jail=%s'; sleep 0.4",
+            # Slowly (below the rate): this address must stay unbanned for the ban.yml test. The management
+            # server's name in Host: it listens on the unix socket only, so port 80 never routes there.
+            attacker.run("curl -s -m 2 -o /dev/null --interface %s -H 'Host: floodguard-ban' -X POST "
+                         "--data-binary '%s' '%s%s?jail=%s'; sleep 0.4",
                          attackers[20], element(attackers[0]) + "\n" + element(attackers[20]), target, path, JAIL)
     assert nginx_bans(web1) == before
     assert element(attackers[20]) not in before

@@ -2,9 +2,12 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The AWS edge on real fail2ban, against moto: bans made on a web host appear in the WAFv2 IP sets.
 
-In file order: a flood banned locally on web1 reaches the edge, an unban and an expiry leave it,
-25,000 bans fill three sets, two hosts writing the same sets at once lose nothing, with moto stopped
-bans go on locally and the sets catch up once it is back, and the module's own checks (module.yml).
+In file order: a flood from web2 through the LB (HAProxy, X-Forwarded-For) is banned on web1 by its real
+address and reaches web1's IP set, an unban and an expiry leave it, an address that two hosts (and two
+jails of one host) ban stays blocked until the last of them unbans it, 25,000 bans fill three sets, two
+hosts writing at once lose nothing, with moto stopped bans go on locally and the sets catch up once it
+is back, and the module's own checks (module.yml). Each host writes only its own sets; moto's web ACL
+blocks an address found in any of them.
 Waits have deadlines; every flood is bounded in requests and seconds (tools/flood.py).
 """
 
@@ -26,7 +29,11 @@ from floodguard_molecule import wait_until as _wait_until  # noqa: E402  pylint:
 
 SCENARIO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REGION = "eu-west-1"
-SETS = {"fg-v4-a": "IPV4", "fg-v4-b": "IPV4", "fg-v4-c": "IPV4", "fg-v6": "IPV6"}
+# As molecule.yml's waf_host_ip_sets.
+SETS = {"fg-web1-v4-a": "IPV4", "fg-web1-v4-b": "IPV4", "fg-web1-v4-c": "IPV4", "fg-web1-v6": "IPV6",
+        "fg-web2-v4": "IPV4", "fg-web2-v6": "IPV6", "fg-operator-v4": "IPV4", "fg-operator-v6": "IPV6"}
+# HAProxy's frontend to web1 alone (molecule/shared/templates/haproxy.cfg.j2).
+LB_WEB1_PORT = 8001
 JAIL = "nginx-req-limit"
 # A ban reaches the edge after flushdelay (0.5 s) and two API calls; fail2ban itself needs a few seconds
 # to see a flood on 2 loaded cores.
@@ -48,6 +55,11 @@ def web2():
 
 
 @pytest.fixture(scope="module")
+def lb():
+    return docker_host("lb")
+
+
+@pytest.fixture(scope="module")
 def moto():
     return docker_host("moto")
 
@@ -59,6 +71,11 @@ def edge(moto):
 
 def at_edge(moto):
     return set(address for addresses in edge(moto).values() for address in addresses)
+
+
+def blocked(moto):
+    """What the web ACL's rule blocks: every address of the sets it references."""
+    return set(json.loads(moto.check_output("/opt/moto/bin/python /usr/local/bin/waf_sets.py %s blocked", REGION)))
 
 
 def ensure_sets(moto):
@@ -91,15 +108,19 @@ def playbook(request, name, extra_vars, timeout=400):
     return result.stdout
 
 
-def test_flood_banned_locally_appears_in_the_ip_set(web1, web2, moto):
+def test_flood_through_the_lb_banned_locally_appears_in_the_ip_set(web1, web2, lb, moto):
     attacker = ipv4(web2)
-    argv = ["python3", "/usr/local/bin/floodguard-flood", "http://%s/" % ipv4(web1), "--source", attacker, "--requests", "300",
+    url = "http://%s:%d/api/ping" % (ipv4(lb), LB_WEB1_PORT)
+    argv = ["python3", "/usr/local/bin/floodguard-flood", url, "--source", attacker, "--requests", "300",
             "--duration", "20", "--rate", "40", "--concurrency", "4", "--timeout", "1", "--read-timeout", "0.3",
             "--stop-after-drops", "3"]
     report = json.loads(web2.check_output(" ".join(shlex.quote(arg) for arg in argv)))
     assert report["sources"][attacker]["rejected"] > 0, report["sources"]
+    # By its real address (X-Forwarded-For), not the LB's: the LB is allowlisted.
     wait_until("web2 banned on web1", lambda: attacker in banned(web1, JAIL))
-    waited = wait_until("web2 in the IP set", lambda: attacker + "/32" in edge(moto)["fg-v4-a"])
+    assert ipv4(lb) not in banned(web1, JAIL)
+    waited = wait_until("web2 in web1's IP set", lambda: attacker + "/32" in edge(moto)["fg-web1-v4-a"])
+    assert attacker + "/32" in blocked(moto)
     print("\nlocal ban to the IP set (polled every 0.2 s): %.1f s" % waited)
 
 
@@ -120,16 +141,42 @@ def test_expiry_removes_it_from_the_set(web1, moto):
         web1.check_output("fail2ban-client set manual bantime 30d")
 
 
+def test_an_address_stays_blocked_until_the_last_host_and_jail_unbans_it(web1, web2, moto):
+    shared, marker = "203.0.113.60", "203.0.113.61"
+    web1.check_output("fail2ban-client set manual banip %s %s", shared, marker)
+    web1.check_output("fail2ban-client set %s banip %s", JAIL, shared)
+    web2.check_output("fail2ban-client set manual banip %s", shared)
+    wait_until("both hosts' bans at the edge", lambda: shared + "/32" in set(edge(moto)["fg-web1-v4-a"])
+               & set(edge(moto)["fg-web2-v4"]) and marker + "/32" in edge(moto)["fg-web1-v4-a"])
+    # web1's manual jail unbans both; its nginx-req-limit jail still bans the shared one.
+    web1.check_output("fail2ban-client set manual unbanip %s %s", shared, marker)
+    wait_until("the marker out of web1's set", lambda: marker + "/32" not in edge(moto)["fg-web1-v4-a"])
+    assert shared + "/32" in edge(moto)["fg-web1-v4-a"], "another jail of web1 still bans it"
+    # web1 unbans it entirely: web2 still bans it, in its own set.
+    web1.check_output("fail2ban-client set %s unbanip %s", JAIL, shared)
+    wait_until("the shared address out of web1's set", lambda: shared + "/32" not in edge(moto)["fg-web1-v4-a"])
+    assert shared + "/32" in edge(moto)["fg-web2-v4"] and shared + "/32" in blocked(moto)
+    web2.check_output("fail2ban-client set manual unbanip %s", shared)
+    wait_until("unblocked once the last host unbans it", lambda: shared + "/32" not in blocked(moto))
+
+
+def test_ipv6_bans_land_in_the_ipv6_set_and_leave_it(web1, moto):
+    web1.check_output("fail2ban-client set manual banip 2001:db8::60")
+    wait_until("the IPv6 ban in web1's IPv6 set", lambda: "2001:db8::60/128" in edge(moto)["fg-web1-v6"])
+    web1.check_output("fail2ban-client set manual unbanip 2001:db8::60")
+    wait_until("the IPv6 ban out of the set", lambda: "2001:db8::60/128" not in at_edge(moto))
+
+
 def test_25000_bans_land_in_three_sets(request, moto):
     playbook(request, "fill.yml", {"waf_hosts": "fg-waf-%s-web1" % DISTRO, "waf_count": 25000})
     wait_until("25,000 addresses at the edge", lambda: len(at_edge(moto)) >= 25000, deadline_s=120)
-    sizes = dict((name, len(addresses)) for name, addresses in edge(moto).items())
-    assert sizes == {"fg-v4-a": 10000, "fg-v4-b": 10000, "fg-v4-c": 5000, "fg-v6": 0}, sizes
+    sizes = dict((name, len(addresses)) for name, addresses in edge(moto).items() if addresses)
+    assert sizes == {"fg-web1-v4-a": 10000, "fg-web1-v4-b": 10000, "fg-web1-v4-c": 5000}, sizes
     playbook(request, "fill.yml", {"waf_hosts": "fg-waf-%s-web1" % DISTRO, "waf_count": 25000, "waf_state": "absent"})
     wait_until("the 25,000 out of the sets", lambda: not at_edge(moto), deadline_s=120)
 
 
-def test_two_hosts_writing_the_same_sets_at_once_lose_nothing(request, web1, web2, moto):
+def test_two_hosts_writing_at_once_lose_nothing(request, web1, web2, moto):
     # Both hosts ban 3,000 addresses of their own at the same moment (one play, both hosts in parallel).
     playbook(request, "fill.yml", {"waf_count": 3000, "waf_first_octet": 120})
     expected = set("10.%d.%d.%d/32" % (120 + host, i // 256, i % 256) for host in (0, 1) for i in range(3000))

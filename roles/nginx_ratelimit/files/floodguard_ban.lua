@@ -183,6 +183,10 @@ function _M.load(state_dir)
         if failed > 0 then
           ngx.log(ngx.ERR, "floodguard: ", failed, " bans of jail ", jail, " not loaded: ", err)
         end
+        -- The heal after a restart, or a reload that got a new (empty) dict: said once, with its cause.
+        -- ERR: Debian's nginx.conf logs from level error at this phase.
+        ngx.log(ngx.ERR, "floodguard: the ban list was empty (NGINX started, or reloaded with a new ban dictionary): ",
+                dict:get("n" .. jail) or 0, " bans of jail ", jail, " loaded from ", state_dir, "/", name)
       end
     end
     listing:close()

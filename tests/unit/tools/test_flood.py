@@ -44,3 +44,13 @@ def test_latency_percentiles_are_nearest_rank():
     assert flood.percentile(samples, 99) == 99.0
     assert flood._percentiles(samples) == {"p50": 50.0, "p90": 90.0, "p99": 99.0, "max": 100.0}
     assert flood._percentiles([]) == {}
+
+
+def test_the_first_answer_of_each_status_is_recorded():
+    # A ban inside NGINX answers 403 (through a load balancer): its moment is the first 403's arrival.
+    stats = flood.SourceStats("192.0.2.1", max_requests=100, rate=0)
+    for finished, status in ((0.05, 200), (0.10, 429), (0.20, 429), (0.60, 403), (0.55, 403)):
+        stats.record(finished, status, 1.0, None, stop_after_drops=0, sent_s=finished - 0.01)
+    summary = stats.summary(with_timeline=False)
+    assert summary["first_status_s"] == {"200": 0.05, "403": 0.55, "429": 0.1}
+    assert summary["first_reject_s"] == 0.1

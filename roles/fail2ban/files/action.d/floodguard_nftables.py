@@ -68,6 +68,8 @@ if "floodguard_batching" not in sys.modules:  # fail2ban loads actions by path: 
     _SPEC.loader.exec_module(sys.modules["floodguard_batching"])
 batching = sys.modules["floodguard_batching"]
 ports = batching.load_sibling("floodguard_ports.py", "floodguard_ports")
+# The self-healing: a watch of nftables commits that repairs what another process removes.
+watch = batching.load_sibling("floodguard_watch.py", "floodguard_watch")
 
 TABLE = "inet floodguard"
 PORT_PROTOCOLS = frozenset(("tcp", "udp", "sctp", "dccp", "udplite"))
@@ -260,10 +262,23 @@ class NftablesAction(batching.BatchingAction):
 
     # supports_networks (BatchingAction): CIDR bans go to the interval sets.
     backend = "nftables"
+    element_of = staticmethod(element_of)
+
+    @property
+    def chain(self):
+        """The jail's chain (fail2ban-client get JAIL action NAME chain), read by the drift report."""
+        return self._settings.chain
+
+    @property
+    def enforced(self):
+        """True when the kernel holds every ban of the jail (fail2ban-client get JAIL action NAME enforced)."""
+        return not (self._heal or watch.NftablesHeal(self, nftables)).drift()[0]
 
     def __init__(self, jail, action_name, **options):
         super().__init__(jail, action_name, **options)
         self._nft = Nft()
+        self._heal = None
+        self._repair_error = ""
 
     @classmethod
     def settings_from(cls, jail_name, options):
@@ -292,10 +307,16 @@ class NftablesAction(batching.BatchingAction):
             error = self._ensure_table(flush_sets=True)
         # Started even after an error: then each batch tries to create the chain again and logs why.
         self._start_flusher()
+        # Heals the jail when another process removes or empties its table, chain or sets.
+        self._heal = watch.NftablesHeal(self, nftables)
+        self._heal.start()
         if error:
             raise RuntimeError("cannot create nftables chain %s and its sets: %s" % (self._settings.chain, error))
 
     def stop(self):
+        if self._heal is not None:
+            self._heal.stop()
+            self._heal = None
         self._stop_flusher()
         with self._apply_lock:
             self._flush_pending()
@@ -392,14 +413,18 @@ class NftablesAction(batching.BatchingAction):
             self._logSys.error("[%s] %d more addresses could not be changed in nftables (errors as above)",
                                self._jail.name, errors - MAX_ERRORS_LOGGED)
 
-    def _repair(self, locked=False):
-        """Recreate chain and sets and load every address fail2ban holds as banned for this jail."""
+    def _repair(self, locked=False, flush_sets=True, log=True):
+        """Recreate chain and sets and load every address fail2ban holds as banned for this jail.
+
+        log=False: the watch (floodguard_watch.NftablesHeal) logs the heal once, with its cause.
+        """
         if not locked:
             with self._apply_lock:
-                return self._repair(locked=True)
-        error = self._ensure_table(flush_sets=True)
+                return self._repair(locked=True, flush_sets=flush_sets, log=log)
+        error = self._repair_error = self._ensure_table(flush_sets=flush_sets)
         if error:
-            self._logSys.error("[%s] cannot recreate nftables chain %s: %s", self._jail.name, self._settings.chain, error)
+            if log:
+                self._logSys.error("[%s] cannot recreate nftables chain %s: %s", self._jail.name, self._settings.chain, error)
             return False
         banned = self._jail.actions.banManager.getBanList()
         with self._lock:
@@ -408,7 +433,8 @@ class NftablesAction(batching.BatchingAction):
                 if target is not None and target not in self._pending:
                     self._pending[target] = True
         self._flush_pending()
-        self._logSys.warning("[%s] nftables chain %s rebuilt with %d bans", self._jail.name, self._settings.chain, len(banned))
+        if log:
+            self._logSys.warning("[%s] nftables chain %s rebuilt with %d bans", self._jail.name, self._settings.chain, len(banned))
         return True
 
 

@@ -25,7 +25,12 @@ of every jail (``fail2ban-client -t`` does not load Python actions)::
     python3 /etc/fail2ban/action.d/floodguard_check.py --check-config
 
 Survival: fail2ban restores its bans from its database after a restart and calls ban() for each; NGINX
-keeps the dict over a reload (HUP) and loads the state files at start (init_by_lua) after a restart.
+keeps the dict over a reload (HUP) and loads the state files at start (init_by_lua) after a restart, or
+after a reload that gave it a new, empty dict (a changed size): the bans are back before the first
+request, and NGINX's error log says so. Anything else that empties the list (a flush through the socket,
+a state file NGINX could not read) is found by the count check every ``checkinterval`` seconds: one
+request that costs the same at 10 or 100,000 bans; the action then sends every ban again and logs it
+once with what it found.
 Elements travel as the hex of the packed address and the prefix length ("cb007107/32"), so that the Lua
 side never parses address text.
 """
@@ -38,6 +43,7 @@ import re
 import socket
 import sys
 import tempfile
+import time
 
 if "floodguard_batching" not in sys.modules:  # fail2ban loads actions by path: the base is next to this file
     _SPEC = importlib.util.spec_from_file_location("floodguard_batching", os.path.join(os.path.dirname(os.path.abspath(__file__)), "floodguard_batching.py"))
@@ -184,11 +190,43 @@ class NginxAction(batching.BatchingAction):
     # supports_networks (BatchingAction): CIDR bans work.
     backend = "NGINX"
 
+    # Read by floodguard.shield.fail2ban_info (fail2ban-client get JAIL action NAME PROPERTY): where to
+    # read NGINX's list of the jail's bans on its own.
+    @property
+    def ban_socket(self):
+        return self._settings.socket
+
+    @property
+    def ban_list(self):
+        return self._settings.name
+
+    @property
+    def enforced(self):
+        """True when NGINX holds as many of the jail's bans as fail2ban sent it, nothing waiting."""
+        try:
+            return not self._pending and self._management.count() == len(self._banned)
+        except NginxBanError:
+            return False
+
+    @property
+    def saved(self):
+        """True when the state file NGINX loads at start holds every ban fail2ban lists (the boot wait reads it)."""
+        with self._apply_lock:  # a batch being written is done once the lock is free
+            with self._lock:
+                if self._pending:
+                    return False
+            for ip in self._jail.actions.banManager.getBanList():
+                target = element_of(ip)
+                if target is not None and target[0] not in self._banned and not self._allowlisted(target[1]):
+                    return False
+        return True
+
     def __init__(self, jail, action_name, **options):
         super().__init__(jail, action_name, **options)
         self._management = Management(self._settings)
         self._banned = set()  # elements this jail has in NGINX (and in its state file)
         self._errors_logged = 0
+        self._failing = ""  # why NGINX lacks bans, logged once until it holds them again
 
     @classmethod
     def settings_from(cls, jail_name, options):
@@ -242,7 +280,32 @@ class NginxAction(batching.BatchingAction):
             return False
         if beforeRepair is not None and not beforeRepair():
             return False
-        return self._resync()
+        return self._check("a banned address keeps failing")
+
+    def _check(self, cause):
+        """Compare NGINX's count of the jail's bans with fail2ban's; send them all again if they differ."""
+        try:
+            count = self._management.count()
+        except NginxBanError as error:
+            if str(error) != self._failing:
+                self._logSys.error("[%s] %s: bans not enforced in NGINX (%s): %s", self._jail.name, self._name, cause, error)
+            self._failing = str(error)
+            return False
+        with self._apply_lock:
+            wanted = len(self._banned)
+        if count == wanted:
+            if self._failing:
+                self._logSys.warning("[%s] %s: NGINX enforces the jail's %d bans again", self._jail.name, self._name, wanted)
+            self._failing = ""
+            return True
+        started = time.monotonic()
+        if not self._resync(log=False):
+            return False
+        self._failing = ""
+        self._logSys.warning("[%s] %s: bans were not enforced in NGINX (it held %d of the jail's %d bans: restarted or "
+                             "reloaded without its state file, or the list was flushed; %s): sent them again in %.2f s",
+                             self._jail.name, self._name, count, wanted, cause, time.monotonic() - started)
+        return True
 
     def reload(self, **options):
         settings = self._read_settings(options)
@@ -262,16 +325,19 @@ class NginxAction(batching.BatchingAction):
             self._log_not_an_address(ip, banned)
             return None
         element, network = target
-        if banned and any(network.version == allowed.version and network.subnet_of(allowed) for allowed in self._settings.allowlist):
+        if banned and self._allowlisted(network):
             self._logSys.warning("[%s] %s: %s is allowlisted: not banned in NGINX", self._jail.name, self._name, network)
             return None
         return element
+
+    def _allowlisted(self, network):
+        return any(network.version == allowed.version and network.subnet_of(allowed) for allowed in self._settings.allowlist)
 
     def _idle_timeout(self):
         return self._settings.checkinterval
 
     def _idle(self):
-        self.consistencyCheck()
+        self._check("periodic check")
 
     def _log_unexpected(self, error):
         self._log_error("unexpected error sending bans to NGINX: %s" % error)
@@ -301,18 +367,19 @@ class NginxAction(batching.BatchingAction):
             self._resync(locked=True)
         self._errors_logged = 0
 
-    def _resync(self, locked=False):
+    def _resync(self, locked=False, log=True):
         """Make NGINX hold exactly this jail's bans (after an NGINX restart that lost them, a failed batch)."""
         if not locked:
             with self._apply_lock:
-                return self._resync(locked=True)
+                return self._resync(locked=True, log=log)
         try:
             self._management.flush()
             self._management.change("add", sorted(self._banned))
         except NginxBanError as error:
             self._log_error(str(error))
             return False
-        self._logSys.warning("[%s] %s: NGINX has the jail's %d bans again", self._jail.name, self._name, len(self._banned))
+        if log:
+            self._logSys.warning("[%s] %s: NGINX has the jail's %d bans again", self._jail.name, self._name, len(self._banned))
         return True
 
     def _write_state(self):
@@ -334,4 +401,3 @@ class NginxAction(batching.BatchingAction):
 
 
 Action = NginxAction
-

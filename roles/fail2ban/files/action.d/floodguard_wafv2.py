@@ -23,16 +23,21 @@ How it works: ban() and unban() only record the wanted state of an address (floo
 shared with the other actions). A flusher thread of its own, which retries, writes
 what gathered during ``flushdelay`` with one GetIPSet per set and one UpdateIPSet per set that
 changes (the WAF logic is _wafv2.py, the collection's module_util, installed next to this file), so
-a burst of 1,000 bans is one update per set. A lock conflict (another host wrote the set) is retried
+a burst of 1,000 bans is one update per set. A lock conflict (another writer changed the set) is retried
 on a fresh read; throttling gets backoff. While AWS cannot be reached nothing is dropped: the
 changes wait in memory and are retried with growing waits up to ``retrymax``.
 
+Ownership: ``ipsets`` are this host's own sets (the web ACL rule blocks an address found in any
+host's sets), so an unban or expiry here never removes an address another host still bans. The jails
+of one host share its sets: an address leaves them only when no jail of this fail2ban process still
+bans it, and the jails' writes are serialised (one lock per process), so one jail's removal cannot
+race another's ban of the same address.
+
 What this host put into the sets is kept in ``statedir``/floodguard-wafv2-<jail>.json. At start,
 the addresses listed there that fail2ban no longer bans (expired while it was stopped) are removed,
-and every ban fail2ban holds is added. Other hosts' addresses are never removed by a reconcile;
-an unban or expiry removes the address from the edge, whoever else banned it too.
-When fail2ban stops, the edge keeps the bans (the next start reconciles them); an unban of
-everything (``fail2ban-client unban --all``) removes this host's addresses from the sets.
+and every ban fail2ban holds is added. When fail2ban stops, the edge keeps the bans (the next start
+reconciles them); an unban of everything (``fail2ban-client unban --all``) removes this jail's
+addresses from the sets.
 """
 
 import importlib.util
@@ -41,7 +46,10 @@ import json
 import os
 import re
 import sys
+import threading
 import time
+import types
+import weakref
 
 if "floodguard_batching" not in sys.modules:  # fail2ban loads actions by path: the base is next to this file
     _SPEC = importlib.util.spec_from_file_location("floodguard_batching", os.path.join(os.path.dirname(os.path.abspath(__file__)), "floodguard_batching.py"))
@@ -51,6 +59,22 @@ batching = sys.modules["floodguard_batching"]
 ports = batching.load_sibling("floodguard_ports.py", "floodguard_ports")
 # The collection's plugins/module_utils/_wafv2.py, which the role installs next to this file.
 wafv2 = batching.load_sibling("_wafv2.py", "floodguard_wafv2_lib")
+
+# fail2ban loads this file once per jail, each time as a fresh module: what the jails of one process
+# share lives in sys.modules under this name.
+_PROCESS_SHARED = "floodguard_wafv2_process"
+
+
+def _process_shared():
+    """The live actions of this fail2ban process and the lock that serialises their writes."""
+    shared = sys.modules.get(_PROCESS_SHARED)
+    if shared is None:
+        shared = types.ModuleType(_PROCESS_SHARED)
+        shared.actions = weakref.WeakSet()
+        shared.write_lock = threading.Lock()
+        shared = sys.modules.setdefault(_PROCESS_SHARED, shared)
+    return shared
+
 
 OPTIONS = ("ipsets", "scope", "region", "endpoint", "profile", "allowlist", "flushdelay", "retrymax",
            "reconciledelay", "statedir", "attempts")
@@ -133,6 +157,8 @@ class WafV2Action(batching.BatchingAction):
         self._ip_sets = None
         self._reconcile_at = None
         self._previous = set()
+        # The jails of this process (another fail2ban process, another host, has its own).
+        self._shared = _process_shared()
         self.syncs = 0
         self.failures = 0
 
@@ -155,10 +181,12 @@ class WafV2Action(batching.BatchingAction):
         self._previous = self._load_state()
         self._owned = set(self._previous)
         self._reconcile_at = time.monotonic() + self._settings.reconciledelay
+        self._shared.actions.add(self)
         self._start_flusher()
         self._wakeup.set()
 
     def stop(self):
+        self._shared.actions.discard(self)
         self._stop_flusher(timeout=self._settings.retrymax + 30)
         with self._lock:
             left = len(self._pending)
@@ -257,8 +285,29 @@ class WafV2Action(batching.BatchingAction):
         self._logSys.info("[%s] %s: reconciling the edge: %d bans, %d expired while stopped",
                           self._jail.name, self._name, len(banned), len(stale))
 
+    def banned_here(self, cidrs, ipsets):
+        """The CIDRs of cidrs that this jail has in, or wants in, any of ipsets."""
+        if not set(ipsets) & set(self._settings.ipsets):
+            return set()
+        with self._lock:
+            wanted = set(self._owned) | set(cidr for cidr, banned in self._pending.items() if banned)
+            wanted -= set(cidr for cidr, banned in self._pending.items() if not banned)
+        return wanted & set(cidrs)
+
+    def _banned_by_other_jails(self, cidrs):
+        """The CIDRs another jail of this process still bans in the same sets: they stay in them."""
+        held = set()
+        for action in list(self._shared.actions):
+            if action is not self and cidrs:
+                held |= action.banned_here(cidrs, self._settings.ipsets)
+        return held
+
     def sync(self):
         """Write the pending changes (one read per set, one update per changed set)."""
+        with self._shared.write_lock:
+            self._sync()
+
+    def _sync(self):
         with self._lock:
             pending = dict(self._pending)
         if not pending:
@@ -267,7 +316,9 @@ class WafV2Action(batching.BatchingAction):
             self._ip_sets = wafv2.IPSets(self._client(), self._settings.scope, self._settings.ipsets,
                                          attempts=self._settings.attempts)
         add = [cidr for cidr, wanted in pending.items() if wanted]
-        remove = [cidr for cidr, wanted in pending.items() if not wanted]
+        unbanned = [cidr for cidr, wanted in pending.items() if not wanted]
+        kept = self._banned_by_other_jails(unbanned)
+        remove = [cidr for cidr in unbanned if cidr not in kept]
         restore = self._ip_sets.lost
         if restore:
             # A set was gone (deleted and recreated): write back everything this host bans.
@@ -286,8 +337,14 @@ class WafV2Action(batching.BatchingAction):
             owned = sorted(self._owned)
         self.syncs += 1
         self._save_state(owned)
-        self._logSys.info("[%s] %s: edge updated, %d added, %d removed", self._jail.name, self._name,
-                          len(added), len(removed))
+        self._logSys.info("[%s] %s: edge updated, %d added, %d removed, %d kept for other jails (%s)",
+                          self._jail.name, self._name, len(added), len(removed), len(kept), self.api_calls_text())
+
+    def api_calls_text(self):
+        """'API calls 5: get_ip_set 3, update_ip_set 2' since start (make bench reads it from the log)."""
+        calls = self._ip_sets.calls if self._ip_sets is not None else {}
+        return "API calls %d: %s" % (sum(calls.values()), ", ".join(
+            "%s %d" % item for item in sorted(calls.items())) or "none")
 
     def _load_state(self):
         try:
@@ -307,4 +364,3 @@ class WafV2Action(batching.BatchingAction):
 
 
 Action = WafV2Action
-

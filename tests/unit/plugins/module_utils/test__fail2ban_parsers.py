@@ -175,6 +175,9 @@ def test_actions(captured):
     assert parsers.parse_actions(out(captured, "actions_nftables")) == ["nftables"]
     assert parsers.parse_actions(out(captured, "actions_iptables")) == ["iptables-multiport"]
     assert parsers.parse_actions(out(captured, "actions_none")) == []
+    # INVENTED_ several actions, as fail2ban's beautifier prints them (", ".join of the names on one line).
+    several = "The jail manual has the following actions:\nfloodguard_nftables, floodguard_nginx\n"
+    assert parsers.parse_actions(several) == ["floodguard_nftables", "floodguard_nginx"]
 
 
 def test_action_properties(captured):

@@ -183,6 +183,39 @@ def test_cloudfront_needs_us_east_1():
     assert _wafv2.make_client(scope="CLOUDFRONT", access_key="x", secret_key="y").meta.region_name == "us-east-1"
 
 
+@pytest.fixture
+def no_aws_environment(monkeypatch, tmp_path):
+    """No credentials anywhere the boto3 chain looks (environment, files, instance metadata)."""
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_PROFILE",
+                 "AWS_REGION", "AWS_DEFAULT_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    return tmp_path
+
+
+def test_credentials_and_region_come_from_the_boto3_chain(no_aws_environment, monkeypatch):
+    (no_aws_environment / "credentials").write_text("[ops]\naws_access_key_id = AKIDPROFILE\naws_secret_access_key = s\n")
+    (no_aws_environment / "config").write_text("[profile ops]\nregion = eu-west-3\n")
+    client = _wafv2.make_client(profile="ops", endpoint_url="http://127.0.0.1:9")
+    assert client._request_signer._credentials.access_key == "AKIDPROFILE"
+    assert client.meta.region_name == "eu-west-3" and client.meta.endpoint_url == "http://127.0.0.1:9"
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDENV")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s")
+    assert _wafv2.make_client(region=REGION)._request_signer._credentials.access_key == "AKIDENV"
+
+
+def test_no_credentials_and_no_region_say_what_to_give(no_aws_environment):
+    with pytest.raises(WafError) as error:
+        _wafv2.make_client()
+    assert error.value.code == "NoRegion" and "eu-west-1" in error.value.msg
+    client = _wafv2.make_client(region=REGION, endpoint_url="http://127.0.0.1:9")
+    with pytest.raises(WafError) as error:
+        IPSets(client, SCOPE, ["a:%s" % set_id("a")], attempts=1).read()
+    assert error.value.code == "NoCredentials" and "instance profile" in error.value.msg
+
+
 def test_the_role_deploys_this_same_file_next_to_the_action():
     # files/action.d/_wafv2.py, the name floodguard_wafv2.py loads, is a link to this file, and one of the role's files.
     action_dir = REPO / "roles" / "fail2ban" / "files" / "action.d"

@@ -5,7 +5,19 @@
 
 from __future__ import annotations
 
+import pytest
+
+from ansible_collections.floodguard.shield.plugins.module_utils._enforcement import Enforcement
 from ansible_collections.floodguard.shield.plugins.modules.fail2ban_info import main
+
+# What the back ends hold is tested in test_fail2ban_info_enforcement.py; here it is taken as enforced.
+ENFORCED = {"enforced": True, "backend": "nftables", "missing": 0, "missing_sample": [], "problem": ""}
+
+
+@pytest.fixture(autouse=True)
+def every_ban_enforced(monkeypatch):
+    monkeypatch.setattr(Enforcement, "jail_report", lambda self, client, jail, banned: dict(ENFORCED))
+
 
 JAILS = ["iptables-jail", "manual", "nginx-req-limit", "no-actions", "permanent", "sshd"]
 HEAD = [(["version"], "version"), (["status"], "status")]

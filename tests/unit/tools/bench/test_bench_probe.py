@@ -9,6 +9,8 @@ import importlib.util
 import ipaddress
 from pathlib import Path
 
+import pytest
+
 PROBE_FILE = Path(__file__).resolve().parents[4] / "tools" / "bench" / "probe.py"
 _spec = importlib.util.spec_from_file_location("probe", PROBE_FILE)
 probe = importlib.util.module_from_spec(_spec)
@@ -37,16 +39,98 @@ RULESET = """table inet floodguard {
 """.replace("    ", "\t")
 
 
+# fail2ban's stock nftables-multiport action and CrowdSec's bouncer (nftables mode), as nft prints them.
+STOCK = """table inet f2b-table {
+    set addr-set-nginx-req-limit {
+        type ipv4_addr
+        elements = { 198.18.0.5, 198.18.0.6 }
+    }
+    chain f2b-chain {
+        type filter hook input priority filter - 1; policy accept;
+        tcp dport { 80, 443 } ip saddr @addr-set-nginx-req-limit reject with icmp port-unreachable
+    }
+}
+table ip crowdsec {
+    set crowdsec-blacklists {
+        type ipv4_addr
+        flags timeout
+        elements = { 198.18.0.7 timeout 4h expires 3h59m48s408ms, 198.18.0.8 timeout 4h expires 3h59m }
+    }
+    chain crowdsec-chain {
+        type filter hook input priority filter; policy accept;
+        ip saddr @crowdsec-blacklists counter packets 0 bytes 0 drop
+    }
+}
+""".replace("    ", "\t")
+# A set no hooked chain uses, and one a regular chain uses that a hooked chain jumps to.
+UNHOOKED = """table inet other {
+    set idle {
+        type ipv4_addr
+        elements = { 198.18.9.1, 198.18.9.2 }
+    }
+    set jumped {
+        type ipv4_addr
+        elements = { 198.18.8.1 }
+    }
+    chain regular {
+        ip saddr @jumped drop
+    }
+    chain unreached {
+        ip saddr @idle drop
+    }
+    chain entry {
+        type filter hook input priority 0; policy accept;
+        jump regular
+    }
+}
+""".replace("    ", "\t")
+IPTABLES = """*filter
+:INPUT ACCEPT [0:0]
+:f2b-manual - [0:0]
+:f2b-orphan - [0:0]
+-A INPUT -p tcp -m multiport --dports 0:65535 -j f2b-manual
+-A f2b-manual -s 198.18.0.2/32 -j REJECT --reject-with icmp-port-unreachable
+-A f2b-manual -s 198.18.0.1/32 -j REJECT --reject-with icmp-port-unreachable
+-A f2b-manual -s 198.18.4.0/30 -j DROP
+-A f2b-manual -j RETURN
+-A f2b-orphan -s 198.18.0.9/32 -j REJECT --reject-with icmp-port-unreachable
+COMMIT
+"""
+
+
 def test_single_addresses_of_the_network_are_found_in_their_set_only():
     assert probe.set_elements(RULESET, NETWORK) == {
         ("inet", "floodguard", "f2b-manual-v4"): ["198.18.0.1", "198.18.0.2", "198.18.0.3"],
     }
 
 
-def test_counting_takes_prefixes_and_ranges_of_the_network_only(monkeypatch):
-    monkeypatch.setattr(probe, "ruleset", lambda backend: RULESET + "elements = { 198.18.2.1-198.18.2.4, 10.0.0.1 }")
-    # 3 set elements, 198.18.0.9 of the chain, a /24 and a range of 4; 172.29.50.10 and 10.0.0.1 lie outside.
-    assert probe.count("nftables", NETWORK) == 3 + 1 + 256 + 4
+def test_counting_takes_prefixes_of_blocking_sets_and_never_an_allowlist(monkeypatch):
+    blocking = RULESET.replace("@f2b-manual-v4 drop", "@f2b-manual-v4 drop\n\t\tip saddr @f2b-manual-v4net drop")
+    monkeypatch.setattr(probe, "ruleset", lambda backend: blocking)
+    # 3 set elements and a /24; 198.18.0.9 of the chain's allowlist (return) is not a ban.
+    assert probe.count_detail("nftables", NETWORK) == {"count": 3 + 256, "unhooked": 0}
+
+
+def test_a_set_that_no_rule_blocks_with_is_not_counted(monkeypatch):
+    # f2b-manual-v4net is in the table, but no rule drops with it yet.
+    monkeypatch.setattr(probe, "ruleset", lambda backend: RULESET)
+    assert probe.count_detail("nftables", NETWORK) == {"count": 3, "unhooked": 256}
+
+
+def test_a_set_counts_through_a_chain_the_hook_jumps_to_only(monkeypatch):
+    monkeypatch.setattr(probe, "ruleset", lambda backend: UNHOOKED)
+    assert probe.count_detail("nftables", NETWORK) == {"count": 1, "unhooked": 2}
+
+
+def test_the_peers_sets_are_counted_and_timeouts_are_not_addresses(monkeypatch):
+    monkeypatch.setattr(probe, "ruleset", lambda backend: STOCK)
+    assert probe.count_detail("nftables", NETWORK) == {"count": 4, "unhooked": 0}
+    assert probe.target("nftables", NETWORK, STOCK) == ["inet", "f2b-table", "addr-set-nginx-req-limit"]
+
+
+def test_iptables_counts_rules_of_chains_input_reaches(monkeypatch):
+    monkeypatch.setattr(probe, "ruleset", lambda backend: IPTABLES)
+    assert probe.count_detail("iptables-multiport", NETWORK) == {"count": 2 + 4, "unhooked": 1}
 
 
 def test_an_iptables_ban_rule_names_its_source():
@@ -54,3 +138,140 @@ def test_an_iptables_ban_rule_names_its_source():
     assert probe.banned_source(rule, NETWORK) == "198.18.0.7"
     assert probe.banned_source(rule.replace("198.18.0.7", "192.0.2.7"), NETWORK) is None
     assert probe.banned_source("-N f2b-manual", NETWORK) is None
+
+
+class Clock:
+    """time.time() that moves only when told: each read takes `read_s`, each pause what it is given."""
+
+    def __init__(self, read_s):
+        self.now, self.read_s = 1000.0, read_s
+
+    def __call__(self):
+        return self.now
+
+    def pause(self, seconds):
+        self.now += seconds
+
+
+def test_wait_ends_when_the_confirming_read_has_finished(monkeypatch):
+    clock = Clock(read_s=0.5)
+    counts = iter([10, 500, 1000])
+
+    def reading(backend, network):
+        clock.now += clock.read_s
+        return next(counts)
+
+    monkeypatch.setattr(probe, "count", reading)
+    result = probe.wait("iptables-multiport", NETWORK, 1000, 60, clock=clock, pause=clock.pause)
+    # Reads: 1000.0-1000.5 (10), 1000.52-1001.02 (500), 1001.04-1001.54 (1000, confirms): the bans were
+    # complete after the second read started and by the time the third had finished.
+    assert result["done"] and result["count"] == 1000 and result["polls"] == 3
+    assert result["seconds"] == 1.54
+    assert result["epoch_lower"] == pytest.approx(1000.52)
+    assert result["uncertainty_s"] == 1.02
+
+
+def test_wait_gives_up_at_its_limit_without_a_count(monkeypatch):
+    clock = Clock(read_s=1.0)
+
+    def reading(backend, network):
+        clock.now += clock.read_s
+        return 1
+
+    monkeypatch.setattr(probe, "count", reading)
+    result = probe.wait("iptables-multiport", NETWORK, 1000, 3, clock=clock, pause=clock.pause)
+    assert result["done"] is False and result["count"] is None and result["seconds"] >= 3
+
+
+def test_nftables_wait_dumps_the_set_only_once_the_sample_is_held(monkeypatch):
+    clock = Clock(read_s=0.1)
+    held = iter([False, True])
+    dumps = []
+    monkeypatch.setattr(probe, "address_sets", lambda: [("inet", "floodguard", "f2b-manual-v4")])
+    monkeypatch.setattr(probe, "holds", lambda sample, sets: next(held))
+    monkeypatch.setattr(probe, "count", lambda backend, network: dumps.append(1) or 100)
+    result = probe.wait("nftables", NETWORK, 100, 60, clock=clock, pause=clock.pause)
+    assert result["done"] and len(dumps) == 1 and result["polls"] == 2
+
+
+class Commands:
+    """subprocess.run stand-in: records each command and its input, answers `nft list ruleset` with text."""
+
+    def __init__(self, text):
+        self.text, self.calls = text, []
+
+    def __call__(self, argv, **kwargs):
+        self.calls.append((argv, kwargs.get("input")))
+        return type("Done", (), {"stdout": self.text, "returncode": 0})()
+
+
+def test_fill_adds_only_the_missing_addresses_to_the_set_that_holds_them(monkeypatch):
+    commands = Commands(STOCK)
+    monkeypatch.setattr(probe.subprocess, "run", commands)
+    result = probe.fill("nftables", NETWORK, 6)
+    scripts = [given for argv, given in commands.calls if argv == ["nft", "-f", "-"]]
+    # 4 of the network are held (198.18.0.5-8); the first two missing ones in order are added.
+    assert scripts == ["add element inet f2b-table addr-set-nginx-req-limit { 198.18.0.1, 198.18.0.2 }\n"]
+    assert result["added"] == 2 and result["target"] == ["inet", "f2b-table", "addr-set-nginx-req-limit"]
+
+
+def test_fill_of_an_emptied_firewall_needs_the_target_it_had(monkeypatch):
+    empty = STOCK.replace("198.18.0.5, 198.18.0.6", "").replace("\t\telements = { 198.18.0.7 timeout 4h expires "
+                                                                "3h59m48s408ms, 198.18.0.8 timeout 4h expires 3h59m }\n", "")
+    monkeypatch.setattr(probe.subprocess, "run", Commands(empty))
+    with pytest.raises(SystemExit, match="ban one first"):
+        probe.fill("nftables", NETWORK, 2)
+    commands = Commands(empty)
+    monkeypatch.setattr(probe.subprocess, "run", commands)
+    probe.fill("nftables", NETWORK, 2, ["ip", "crowdsec", "crowdsec-blacklists"])
+    assert ("add element ip crowdsec crowdsec-blacklists { 198.18.0.1, 198.18.0.2 }\n"
+            in [given for _argv, given in commands.calls])
+
+
+def test_fill_inserts_iptables_rules_at_the_top_of_the_ban_chain(monkeypatch):
+    commands = Commands(IPTABLES)
+    monkeypatch.setattr(probe.subprocess, "run", commands)
+    # 6 held (2 addresses and a /30; the orphan chain's rule is not reached): 2 more make 8.
+    probe.fill("iptables-multiport", NETWORK, 8)
+    restore = [given for argv, given in commands.calls if argv[0] == "iptables-restore"]
+    assert restore == ["*filter\n-I f2b-manual 1 -s 198.18.0.3/32 -j REJECT --reject-with icmp-port-unreachable\n"
+                       "-I f2b-manual 1 -s 198.18.0.4/32 -j REJECT --reject-with icmp-port-unreachable\nCOMMIT\n"]
+
+
+def test_trim_deletes_all_but_the_first_addresses_in_numeric_order(monkeypatch):
+    commands = Commands(RULESET)
+    monkeypatch.setattr(probe.subprocess, "run", commands)
+    probe.trim("nftables", NETWORK, 1)
+    scripts = [given for argv, given in commands.calls if argv == ["nft", "-f", "-"]]
+    assert scripts == ["delete element inet floodguard f2b-manual-v4 { 198.18.0.2, 198.18.0.3 }\n"]
+
+
+def test_trim_rewrites_iptables_ban_chains_keeping_their_other_rules(monkeypatch):
+    commands = Commands(IPTABLES)
+    monkeypatch.setattr(probe.subprocess, "run", commands)
+    probe.trim("iptables-multiport", NETWORK, 0)
+    restore = [given for argv, given in commands.calls if argv[0] == "iptables-restore"]
+    assert restore == ["*filter\n-F f2b-manual\n-F f2b-orphan\n-A f2b-manual -s 198.18.4.0/30 -j DROP\n"
+                       "-A f2b-manual -j RETURN\nCOMMIT\n"]
+
+
+def test_toggle_points_the_blocking_rule_at_an_empty_twin_and_back(monkeypatch):
+    listed = RULESET.replace("ip saddr @f2b-manual-v4 drop", "ip saddr @f2b-manual-v4 counter packets 9 bytes 540 drop # handle 7")
+    scripts = []
+
+    def run(argv, **kwargs):
+        if argv[:2] == ["nft", "-f"]:
+            scripts.append(kwargs["input"])
+        return type("Done", (), {"stdout": listed, "returncode": 0})()
+
+    monkeypatch.setattr(probe.subprocess, "run", run)
+    clock = Clock(read_s=0)
+    result = probe.toggle(NETWORK, 2, 0.5, 1.0, clock=clock, pause=clock.pause)
+    to_twin = ("replace rule inet floodguard f2b-manual handle 7 ip saddr @f2b-manual-v4-bench0 counter drop\n")
+    back = "replace rule inet floodguard f2b-manual handle 7 ip saddr @f2b-manual-v4 counter drop\n"
+    assert scripts[0] == "add set inet floodguard f2b-manual-v4-bench0 { type ipv4_addr; }\n"
+    assert scripts[1:6] == [to_twin, back, to_twin, back, back]
+    assert scripts[6] == "delete set inet floodguard f2b-manual-v4-bench0\n"
+    # A and B each last the window; the original rule is back at the end.
+    assert [state for state, _moment in result["moments"]] == ["A", "B", "A", "B", "end"]
+    assert [moment for _state, moment in result["moments"]] == [1001.0, 1001.5, 1002.0, 1002.5, 1003.0]

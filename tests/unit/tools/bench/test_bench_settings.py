@@ -14,19 +14,22 @@ settings = bench_modules.load("settings")
 
 def test_quick_runs_fewer_sizes_and_repeats_and_never_publishes():
     args = settings.parse_args([], environ={"BENCH_QUICK": "1"})
-    assert (args.sizes, args.perpacket_sizes, args.repeats, args.latency_runs) == ([1000, 10000], [10000], 1, 5)
+    assert (args.sizes, args.perpacket_sizes, args.repeats, args.latency_runs) == ([10000], [10000], 3, 3)
+    assert args.perpacket_pairs >= 20 and args.cap < 90
     assert args.docs is False
     assert args.command_line == "make bench (BENCH_QUICK=1)"
 
 
 def test_a_full_run_publishes_the_docs():
     args = settings.parse_args([], environ={})
-    assert args.sizes == [1000, 10000, 100000]
+    assert args.sizes == [10000, 100000]
+    assert args.systems == settings.DEFAULT_SYSTEMS and "floodguard-fast" not in args.systems
     assert args.docs is True
     assert settings.parse_args(["--only", "latency"], environ={}).docs is False
 
 
-@pytest.mark.parametrize("argv", [["--only", "latency,speed"], ["--actions", ","], ["--latency-runs", "40"]])
+@pytest.mark.parametrize("argv", [["--only", "latency,speed"], ["--systems", ","], ["--systems", "snort"], ["--actions", "pf"],
+                                  ["--latency-runs", "40"], ["--repeats", "2"], ["--perpacket-pairs", "10"]])
 def test_bad_options_fail_naming_the_option(argv, capsys):
     with pytest.raises(SystemExit):
         settings.parse_args(argv, environ={})
@@ -36,8 +39,22 @@ def test_bad_options_fail_naming_the_option(argv, capsys):
 def test_the_recorded_settings_hold_what_the_report_prints():
     args = settings.parse_args([], environ={"BENCH_QUICK": "1"})
     recorded = settings.recorded(args, {"latency": {"concurrency": 2}})
-    assert recorded["quick_sizes"] == [1000, 10000]
+    assert recorded["quick_sizes"] == [10000]
     assert recorded["ban_network"] == "198.18.0.0/15"
     assert recorded["phases"] == {"latency": {"concurrency": 2}}
-    assert settings.backend("iptables-multiport") == "iptables-multiport"
-    assert settings.backend("nftables") == "nftables"
+    assert recorded["systems"] == settings.DEFAULT_SYSTEMS
+    assert recorded["system_labels"]["crowdsec"] == settings.SYSTEMS["crowdsec"]["label"]
+
+
+def test_every_system_names_its_firewall_and_crowdsec_its_poll():
+    for system in settings.SYSTEMS.values():
+        assert system["backend"] in ("nftables", "iptables-multiport")
+        assert system["kind"] in ("fail2ban", "crowdsec")
+        assert system["kind"] != "crowdsec" or system["poll_s"] in (1, 10)
+        assert system["kind"] != "fail2ban" or system["banaction"] in ("nftables", "iptables-multiport")
+    assert settings.OURS in settings.SYSTEMS
+
+
+def test_the_older_actions_option_names_its_systems():
+    assert settings.parse_args(["--actions", "iptables-multiport,nftables"], environ={}).systems == [
+        "fail2ban-iptables", "floodguard"]

@@ -26,6 +26,7 @@ def defaults():
     """defaults/main.yml with the NGINX log path resolved, as the role sees it on a plain host."""
     values = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
     values["fail2ban_jails"][0]["logpath"] = "/var/log/nginx/error.log"
+    values["fail2ban_ban_backends"] = ["firewall"]  # without nginx_ratelimit_ban_enabled
     return values
 
 
@@ -113,6 +114,10 @@ def test_jail_names_are_unique_including_the_manual_jail():
         ({"fail2ban_filters": [{"name": "x.conf", "content": "[Definition]\n"}]}, "fail2ban_filters[0].name is 'x.conf'"),
         ({"fail2ban_actions": [{"name": "x", "content": "no section"}]}, "fail2ban_actions[0].content must be"),
         ({"fail2ban_actions": [{"name": "iptables", "content": "[Definition]\n"}]}, "is the role's own action.d/iptables.local"),
+        ({"fail2ban_ban_backends": ["firewall", "waf"]}, 'fail2ban_ban_backends is ["firewall", "waf"]: give a list of'),
+        ({"fail2ban_ban_backends": []}, "fail2ban_ban_backends is []: give"),
+        ({"fail2ban_ban_backends": "nginx"}, 'fail2ban_ban_backends is "nginx": give'),
+        ({"fail2ban_wafv2_enabled": True}, "fail2ban_wafv2_enabled is true but fail2ban_wafv2_ip_sets is empty"),
     ],
 )
 def test_bad_settings_are_named_with_the_fix(changes, fragment):

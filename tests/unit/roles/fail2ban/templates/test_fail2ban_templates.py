@@ -78,9 +78,11 @@ def test_iptables_gives_every_jail_its_own_chain_with_drop():
     actions = sections(render("banactions.local.j2", fail2ban_banaction="iptables-multiport", fail2ban_jails=jails,
                               fail2ban_recidive_enabled=True))
     assert actions["DEFAULT"]["banaction"] == "iptables-multiport"
-    assert actions["nginx-req-limit"]["action"] == 'iptables-multiport[name=nginx-req-limit, port="http,https", protocol="tcp"]'
-    assert actions["api"]["action"] == 'iptables-allports[name=api, protocol="tcp"]'
-    assert actions["recidive"]["action"] == 'iptables-allports[name=recidive, protocol="tcp,udp"]'
+    # Each with the watch that puts back a flushed chain and its bans.
+    assert actions["nginx-req-limit"]["action"] == (
+        'iptables-multiport[name=nginx-req-limit, port="http,https", protocol="tcp"]\nfloodguard_watch.py[name=nginx-req-limit]')
+    assert actions["api"]["action"] == 'iptables-allports[name=api, protocol="tcp"]\nfloodguard_watch.py[name=api]'
+    assert actions["recidive"]["action"] == 'iptables-allports[name=recidive, protocol="tcp,udp"]\nfloodguard_watch.py[name=recidive]'
 
 
 @pytest.mark.parametrize("blocktype, ipv4, ipv6", [
@@ -98,6 +100,7 @@ def test_a_jail_can_name_its_back_end_or_add_actions():
     actions = sections(render("banactions.local.j2", fail2ban_jails=[jail]))
     assert actions["nginx-req-limit"]["action"] == (
         'iptables-multiport[name=nginx-req-limit, port="http,https", protocol="tcp"]\n'
+        "floodguard_watch.py[name=nginx-req-limit]\n"
         "sendmail-whois[dest=ops@example.com]")
 
 

@@ -31,9 +31,10 @@ def test_mirrored_jails_get_the_edge_action_after_the_firewall_one():
 def test_jails_with_their_own_actions_keep_them():
     jail = dict(default_jail(), action=["iptables-multiport", "sendmail-whois[dest=ops@example.com]"])
     actions = sections(render("banactions.local.j2", fail2ban_jails=[jail], **EDGE))
-    assert actions["nginx-req-limit"]["action"].split("\n")[:2] == [
-        'iptables-multiport[name=nginx-req-limit, port="http,https", protocol="tcp"]', "sendmail-whois[dest=ops@example.com]"]
-    assert actions["nginx-req-limit"]["action"].split("\n")[2].startswith("floodguard_wafv2.py[")
+    assert actions["nginx-req-limit"]["action"].split("\n")[:3] == [
+        'iptables-multiport[name=nginx-req-limit, port="http,https", protocol="tcp"]', "floodguard_watch.py[name=nginx-req-limit]",
+        "sendmail-whois[dest=ops@example.com]"]
+    assert actions["nginx-req-limit"]["action"].split("\n")[3].startswith("floodguard_wafv2.py[")
 
 
 def test_the_edge_action_follows_the_nginx_one():

@@ -54,4 +54,3 @@ def test_default_is_the_proven_recipe():
     assert defaults["nginx_ratelimit_limits"] == [{"zone": "one", "burst": 5, "nodelay": True}]
     assert defaults["nginx_ratelimit_status"] == 429
     assert defaults["nginx_ratelimit_error_log"] == "/var/log/nginx/error.log"
-

@@ -20,7 +20,6 @@ import shutil
 import subprocess
 import time
 import types
-from pathlib import Path
 
 import pytest
 

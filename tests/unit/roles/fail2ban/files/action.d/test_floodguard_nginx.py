@@ -5,17 +5,17 @@
 
 Options and address encoding on their own; the batching, state file and resync against a small HTTP
 server on a unix socket that answers as NGINX's management server does (floodguard_ban.lua). The real
-NGINX is exercised by the Molecule scenario lb.
+NGINX is exercised by the Molecule scenarios lb and heal.
 """
 
 from __future__ import annotations
 
-import importlib.util
+import logging
 import socketserver
 import threading
+import types
 import time
 from http.server import BaseHTTPRequestHandler
-from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import pytest
@@ -154,14 +154,61 @@ def test_allowlisted_addresses_never_reach_nginx(tmp_path, management):
         action.stop()
 
 
-def test_bans_that_nginx_lost_are_sent_again(tmp_path, management):
+def test_bans_that_nginx_lost_are_sent_again_and_logged_once_with_the_cause(tmp_path, management, caplog):
     action = make_action(tmp_path, checkinterval="0.5")
     action.start()
     try:
         action.ban({"ip": "198.51.100.9"})
         assert wait_for(lambda: management.bans.get("nginx-req-limit") == {"c6336409/32"})
-        management.bans["nginx-req-limit"].clear()  # what an NGINX restart without the state file does
-        assert wait_for(lambda: management.bans["nginx-req-limit"] == {"c6336409/32"}, timeout=5)
+        assert action.enforced is True
+        with caplog.at_level(logging.WARNING):
+            management.bans["nginx-req-limit"].clear()  # what a flush, or an NGINX restart without the state file, does
+            assert action.enforced is False
+            assert wait_for(lambda: management.bans["nginx-req-limit"] == {"c6336409/32"}, timeout=5)
+            time.sleep(1.2)  # two more checks, which must not log again
+        healed = [record.getMessage() for record in caplog.records if "were not enforced in NGINX" in record.getMessage()]
+        assert len(healed) == 1, healed
+        assert "it held 0 of the jail's 1 bans" in healed[0] and "periodic check" in healed[0]
+        assert action.enforced is True
+    finally:
+        action.stop()
+
+
+def test_nginx_down_is_logged_once_and_its_return_too(tmp_path, caplog):
+    action = make_action(tmp_path, checkinterval="0.5")
+    with caplog.at_level(logging.WARNING):
+        assert action._check("periodic check") is False  # pylint: disable=protected-access
+        assert action._check("periodic check") is False  # pylint: disable=protected-access
+        assert action.enforced is False
+        server = FakeManagement(tmp_path / "ban.sock")
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            assert action._check("periodic check") is True  # pylint: disable=protected-access
+        finally:
+            server.shutdown()
+            server.server_close()
+    messages = [record.getMessage() for record in caplog.records]
+    assert len([message for message in messages if "bans not enforced in NGINX" in message]) == 1, messages
+    assert len([message for message in messages if "enforces the jail's 0 bans again" in message]) == 1, messages
+
+
+def test_saved_says_when_the_state_file_holds_every_ban_fail2ban_lists(tmp_path):
+    # What the boot wait (floodguard_watch.py --wait-restored) asks before NGINX may start.
+    jail = Jail("nginx-req-limit")
+    listed = []
+    jail.actions = types.SimpleNamespace(banManager=types.SimpleNamespace(getBanList=lambda: list(listed)))
+    action = nginx.NginxAction(jail, "floodguard_nginx", socket=str(tmp_path / "ban.sock"), statedir=str(tmp_path / "state"),
+                               allowlist="192.0.2.0/24")
+    action.start()
+    try:
+        listed.extend(["198.51.100.9", "192.0.2.7"])
+        # fail2ban lists a restored ban a moment before it calls ban().
+        assert action.saved is False
+        action.ban({"ip": "198.51.100.9"})
+        assert wait_for(lambda: action.saved)
+        # The allowlisted one is never sent, so it is not waited for.
+        assert (tmp_path / "state" / "nginx-req-limit.bans").read_text().split() == ["c6336409/32"]
     finally:
         action.stop()
 
@@ -174,4 +221,3 @@ def test_nginx_down_keeps_the_bans_in_the_state_file(tmp_path):
         assert wait_for(lambda: "c6336409/32" in (tmp_path / "state" / "nginx-req-limit.bans").read_text())
     finally:
         action.stop()
-

@@ -11,13 +11,12 @@ ActionBase is used (the Molecule scenario waf runs the action in real fail2ban).
 
 from __future__ import annotations
 
-import functools
 import json
 import shutil
 import threading
 import time
 import types
-from pathlib import Path
+import weakref
 
 import boto3
 import botocore.session
@@ -26,13 +25,17 @@ from botocore.config import Config
 
 from ansible_collections.floodguard.shield.tests.unit.plugins.module_utils.wafv2_fixtures import (
     REGION, SCOPE, get_answer, get_params, ipv4_block, moto_client, moto_server, set_id, stubbed_client)
-from ansible_collections.floodguard.shield.tests.unit.roles.fail2ban.actions import ACTION_DIR, load_action, wait_for
+from ansible_collections.floodguard.shield.tests.unit.roles.fail2ban.actions import ACTION_DIR, load_action
+from ansible_collections.floodguard.shield.tests.unit.roles.fail2ban.actions import wait_for as wait_for_action
 
 # The action and the files it loads, copied as the role installs them (_wafv2.py is the role's link to
 # plugins/module_utils/_wafv2.py).
 INSTALLED_FILES = ("floodguard_wafv2.py", "floodguard_batching.py", "floodguard_ports.py", "_wafv2.py")
-# AWS answers slower than the other back ends (moto, retries with backoff).
-wait_for = functools.partial(wait_for, timeout=20)
+
+
+def wait_for(predicate, timeout=20):
+    """AWS answers slower than the other back ends (moto, retries with backoff)."""
+    return wait_for_action(predicate, timeout)
 
 
 @pytest.fixture(scope="module")
@@ -168,6 +171,10 @@ def aws_environment(monkeypatch):
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
 
 
+def separate_process():
+    return types.SimpleNamespace(actions=weakref.WeakSet(), write_lock=threading.Lock())
+
+
 def test_two_hosts_writing_one_set_at_once_lose_nothing(action_module, tmp_path, moto_sets, aws_environment):
     endpoint, create, contents = moto_sets
     refs = create(1)
@@ -175,7 +182,9 @@ def test_two_hosts_writing_one_set_at_once_lose_nothing(action_module, tmp_path,
     for index in range(2):
         state = tmp_path / ("host%d" % index)
         state.mkdir()
-        hosts.append(moto_action(action_module, state, endpoint, refs, flushdelay="0"))
+        host = moto_action(action_module, state, endpoint, refs, flushdelay="0")
+        host._shared = separate_process()  # two hosts: two fail2ban processes, no shared write lock
+        hosts.append(host)
     for host in hosts:
         host.start()
     blocks = [ipv4_block("10.%d.0.0" % (index + 1), 300) for index in range(2)]
@@ -272,3 +281,54 @@ def test_reload_keeps_the_action_and_applies_changed_options(action_module, tmp_
     assert action._ip_sets is not None  # same options: same client
     action.reload(ipsets="v4 v6", region=REGION, statedir=str(tmp_path))
     assert action._ip_sets is None and action._settings.ipsets == ["v4", "v6"]
+
+
+def test_an_unban_by_one_jail_keeps_what_another_jail_of_the_host_bans(
+        action_module, tmp_path, moto_sets, aws_environment):
+    endpoint, create, contents = moto_sets
+    refs = create(1)
+    shared = separate_process()
+    jails = []
+    for name in ("manual", "nginx-req-limit"):
+        jail = moto_action(action_module, tmp_path, endpoint, refs, jail=Jail(name), flushdelay="0")
+        jail._shared = shared
+        jail.start()
+        jails.append(jail)
+    manual, limit = jails
+    manual.ban({"ip": "203.0.113.60"})
+    limit.ban({"ip": "203.0.113.60"})
+    manual.ban({"ip": "203.0.113.61"})
+    assert wait_for(lambda: not manual._pending and not limit._pending)
+    manual.unban({"ip": "203.0.113.60"})
+    manual.unban({"ip": "203.0.113.61"})
+    assert wait_for(lambda: not manual._pending)
+    assert contents(refs[0]) == {"203.0.113.60/32"}
+    assert manual._owned == set() and limit._owned == {"203.0.113.60/32"}
+    limit.unban({"ip": "203.0.113.60"})
+    assert wait_for(lambda: contents(refs[0]) == set())
+    for jail in jails:
+        jail.stop()
+
+
+def test_a_ban_pending_in_another_jail_is_not_removed(action_module, tmp_path):
+    shared = separate_process()
+    manual = make_action(action_module, tmp_path, ["v4"], jail=Jail("manual"))
+    limit = make_action(action_module, tmp_path, ["v4"], jail=Jail("nginx-req-limit"))
+    other_sets = make_action(action_module, tmp_path, ["other-v4"], jail=Jail("recidive"))
+    for action in (manual, limit, other_sets):
+        action._shared = shared
+        shared.actions.add(action)
+    client, stubber = stubbed_client()
+    use_client(action_module, manual, client, ["v4"])
+    manual._owned = {"203.0.113.60/32", "203.0.113.62/32"}
+    limit.ban({"ip": "203.0.113.60"})  # not written yet: still wanted
+    other_sets.ban({"ip": "203.0.113.62"})  # another jail, but other sets: no reason to keep it here
+    manual.unban({"ip": "203.0.113.60"})
+    manual.unban({"ip": "203.0.113.62"})
+    stubber.add_response("get_ip_set", get_answer("v4", ["203.0.113.60/32", "203.0.113.62/32"]), get_params("v4"))
+    stubber.add_response("update_ip_set", {"NextLockToken": "n"}, update_params("v4", ["203.0.113.60/32"]))
+    with stubber:
+        manual.sync()
+    stubber.assert_no_pending_responses()
+    assert manual._owned == set() and manual._pending == {}
+    assert "API calls 2: get_ip_set 1, update_ip_set 1" == manual.api_calls_text()

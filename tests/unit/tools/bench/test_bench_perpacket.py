@@ -1,0 +1,27 @@
+# -*- coding: utf-8 -*-
+# Copyright: floodguard developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""tools/bench/perpacket.py: the client's connects counted per window between two switches of the ruleset."""
+
+from __future__ import annotations
+
+import bench_modules
+
+perpacket = bench_modules.load("perpacket")
+
+
+def test_a_window_counts_whole_bins_after_the_margin_only():
+    # Bins of 10 ms from t0 = 100.0; 5 connects in every bin (JSON keys are strings).
+    loop = {"t0": 100.0, "bin_s": 0.01, "counts": {str(slot): 5 for slot in range(200)}}
+    # Switch at 100.5, next at 101.0, margin 20 ms: bins 53..99 (47 bins, 235 connects in 0.47 s).
+    assert perpacket.window_rate(loop, 100.5, 101.0, 0.02) == 500.0
+    loop["counts"]["60"] = 0
+    assert perpacket.window_rate(loop, 100.5, 101.0, 0.02) == round(230 / 0.47, 1)
+    assert perpacket.window_rate(loop, 100.5, 100.51, 0.02) is None
+
+
+def test_a_window_with_a_stalled_attempt_is_left_out():
+    loop = {"t0": 100.0, "bin_s": 0.01, "counts": {str(slot): 5 for slot in range(200)}, "stalls": {"70": 1}}
+    assert perpacket.window_rate(loop, 100.5, 101.0, 0.02) is None
+    assert perpacket.window_rate(loop, 101.0, 101.5, 0.02) == 500.0
+    assert perpacket.answered_rate({"failed": 1, "rate": 9.0}) is None
