@@ -10,8 +10,11 @@ Sources are ranges START,COUNT[,STEP] (STEP: distance between two addresses, def
 10.128.0.1,10000,256 is 10.128.0.1, 10.128.1.1, ... (one address in each of 10,000 /24 networks).
 
 Two shapes of flood:
-  --burst N    every source opens one connection and sends N pipelined requests at once (above any
-               per-client rate); the starts of the sources are spread over --spread seconds.
+  --burst N    every source sends N requests at once (above any per-client rate): pipelined on one
+               connection, or with --parallel on N connections opened together (NGINX answers the
+               pipelined ones one after the other, so while the first wait for the upstream the
+               client's limit_req bucket drains and fewer are rejected; parallel ones all meet the
+               limit within milliseconds). The starts of the sources are spread over --spread seconds.
   --every S    every source sends --requests requests, one connection each, S seconds apart (under the
                per-client rate); the sources' first requests are spread over S seconds.
 --ip-batch DEVICE prints the `ip -batch` lines that add the sources to DEVICE, and exits.
@@ -120,7 +123,10 @@ async def flood_source(args, source, delay, gate, totals, deadline):
         if time.monotonic() >= deadline:
             return
         async with gate:
-            await exchange(args, source, count, totals, args.timeout)
+            if args.parallel and count > 1:
+                await asyncio.gather(*(exchange(args, source, 1, totals, args.timeout) for _ in range(count)))
+            else:
+                await exchange(args, source, count, totals, args.timeout)
 
 
 async def legit_client(args, start_wall, deadline, record):
@@ -191,7 +197,9 @@ def parse_args(argv):
     shape.add_argument("--every", type=_bounded(float, 0.05, 60.0), help="seconds between a source's requests")
     parser.add_argument("--requests", type=_bounded(int, 1, MAX_REQUESTS_PER_SOURCE), default=1, help="requests per source with --every")
     parser.add_argument("--spread", type=_bounded(float, 0.0, 60.0), default=1.0, help="seconds over which sources start (--burst)")
-    parser.add_argument("--concurrency", type=_bounded(int, 1, MAX_CONCURRENCY), default=200)
+    parser.add_argument("--parallel", action="store_true", help="with --burst: one connection per request, all at once")
+    parser.add_argument("--concurrency", type=_bounded(int, 1, MAX_CONCURRENCY), default=200,
+                        help="sources sending at once (with --parallel each holds --burst connections)")
     parser.add_argument("--timeout", type=_bounded(float, 0.1, 10.0), default=2.0)
     parser.add_argument("--duration", type=_bounded(float, 1.0, MAX_DURATION_SECONDS), required=True)
     parser.add_argument("--ip-batch", metavar="DEVICE",
