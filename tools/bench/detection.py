@@ -12,6 +12,7 @@ with every line counted within 1 s). fail2ban systems only (CrowdSec parses with
 import json
 import os
 
+import stats
 from host import log
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -43,11 +44,6 @@ def run(host, args):
     return results
 
 
-def _median(values):
-    values = sorted(value for value in values if value is not None)
-    return values[len(values) // 2] if values else None
-
-
 def section(results):
     """The report's section on detection (results["detection"])."""
     detection = results.get("detection")
@@ -68,7 +64,7 @@ def section(results):
             bursts = [value for value in measured[name]["burst_lines_per_s"] if value is not None]
             steady = measured[name]["steady_lines_per_s"]
             lines.append("| %s | %s | %s | %s | %s | %s |" % (
-                system, LABELS[name], "-" if not bursts else "{:,}".format(_median(bursts)),
+                system, LABELS[name], "-" if not bursts else "{:,}".format(round(stats.median(bursts))),
                 "-" if not bursts else "%s-%s" % ("{:,}".format(min(bursts)), "{:,}".format(max(bursts))),
                 "-" if steady is None else "{:,}".format(steady), measured.get("load_average", "-")))
     return lines + [""]
