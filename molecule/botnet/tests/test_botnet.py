@@ -157,14 +157,19 @@ def test_a_flooding_prefix_is_banned_whole_but_never_one_that_holds_an_allowlist
 def test_ten_thousand_addresses_are_banned_while_the_known_client_is_served(web, attacker, target, legit, variables):
     flooders = addresses(variables["botnet_above_rate"])
     before = len(banned(web))
-    unit = "botnet-flood-%d" % int(time.time())
+    units = ["botnet-flood-%d-%d" % (int(time.time()), half) for half in (0, 1)]
     start = time.time()
     # Every address sends 4 requests at once on 4 connections (5r/s burst 1 lets 2 through: 2 rejections,
     # maxretry 2). Pipelined they would be answered one after the other, at the upstream's pace: under the rate.
-    attacker.check_output(
-        "systemd-run --unit %s -p StandardOutput=file:/root/%s.json %s %s --sources %s --burst 4 --parallel --spread 8 "
-        "--concurrency 150 --timeout 4 --duration 60 --legit %s --legit-after 3"
-        % (unit, unit, TOOL, target, variables["botnet_above_rate"], legit))
+    # Two flood processes, half the addresses each (one asyncio process cannot open 40,000 connections in time
+    # on a shared 2-core machine); the first one also runs the legitimate client.
+    first, step = variables["botnet_above_rate"].split(",")[0], variables["botnet_above_rate"].split(",")[2]
+    halves = ["%s,%d,%s" % (first, len(flooders) // 2, step),
+              "%s,%d,%s" % (flooders[len(flooders) // 2], len(flooders) - len(flooders) // 2, step)]
+    for unit, half, extra in zip(units, halves, ("--legit %s --legit-after 3" % legit, "")):
+        attacker.check_output(
+            "systemd-run --unit %s -p StandardOutput=file:/root/%s.json %s %s --sources %s --burst 4 --parallel "
+            "--spread 8 --concurrency 150 --timeout 4 --duration 60 %s" % (unit, unit, TOOL, target, half, extra))
     needed = int(len(flooders) * 0.99)
     reached = None
     while time.time() - start < 45:
@@ -173,10 +178,14 @@ def test_ten_thousand_addresses_are_banned_while_the_known_client_is_served(web,
             reached = time.time() - start
             break
         time.sleep(0.5)
-    while attacker.run("systemctl is-active --quiet %s" % unit).rc == 0 and time.time() - start < 90:
+    while any(attacker.run("systemctl is-active --quiet %s" % unit).rc == 0 for unit in units) and time.time() - start < 90:
         time.sleep(1)
-    result = json.loads(attacker.check_output("cat /root/%s.json" % unit))
+    result, other = (json.loads(attacker.check_output("cat /root/%s.json" % unit)) for unit in units)
     legit_record = result.pop("legit")
+    result["sources"] += other["sources"]
+    result["flood_done_s"] = max(result["flood_done_s"], other["flood_done_s"] + other["start"] - result["start"])
+    for outcome, count in other["statuses"].items():
+        result["statuses"][outcome] = result["statuses"].get(outcome, 0) + count
     flood_start = result["start"]
     during = [status for sent, status in legit_record["requests"] if reached is None or sent < reached - (flood_start - start)]
     print("10,000 addresses: 99%% banned after %s s; flood %s; legitimate client during the flood: %d/%d 2xx" % (
