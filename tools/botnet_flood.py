@@ -124,7 +124,7 @@ async def flood_source(args, source, delay, gate, totals, deadline):
             return
         async with gate:
             if args.parallel and count > 1:
-                await asyncio.gather(*(exchange(args, source, 1, totals, args.timeout) for _ in range(count)))
+                await asyncio.gather(*(exchange(args, source, 1, totals, args.timeout) for _request in range(count)))
             else:
                 await exchange(args, source, count, totals, args.timeout)
 

@@ -68,4 +68,3 @@ def section(results):
                 "-" if not bursts else "%s-%s" % ("{:,}".format(min(bursts)), "{:,}".format(max(bursts))),
                 "-" if steady is None else "{:,}".format(steady), measured.get("load_average", "-")))
     return lines + [""]
-

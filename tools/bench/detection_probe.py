@@ -79,7 +79,7 @@ class Lines:
         now = time.time()
         stamp = time.strftime("%Y/%m/%d %H:%M:%S", time.localtime(now))
         out = []
-        for _ in range(count):
+        for _index in range(count):
             address = str(ipaddress.ip_address(self.next))
             self.next += 1
             out.append(ERROR_LINE % (stamp, self.next, address) if self.kind == "error" else COMPACT_LINE % (now, address))
@@ -146,7 +146,7 @@ def main():
         lines = Lines(variant["line"])
         try:
             time.sleep(0.5)
-            bursts = [burst(jail, path, lines, options["burst_lines"]) for _ in range(options["runs"])]
+            bursts = [burst(jail, path, lines, options["burst_lines"]) for _run in range(options["runs"])]
             steady_ok = None
             lags = {}
             for rate in options["rates"]:

@@ -132,6 +132,7 @@ def test_a_flooding_prefix_is_banned_whole_but_never_one_that_holds_an_allowlist
     prefix_v4 = str(ipaddress.ip_network(variables["botnet_prefix_v4"].split(",")[0] + "/24", strict=False))
     prefix_v6 = str(ipaddress.ip_network(variables["botnet_prefix_v6"].split(",")[0] + "/64", strict=False))
     allowlisted_prefix = str(ipaddress.ip_network(variables["botnet_allowlisted_address"] + "/24", strict=False))
+
     def both_banned():
         now = banned(web)
         return now if {prefix_v4, prefix_v6} <= now else None
