@@ -9,7 +9,7 @@ BIN := $(CURDIR)/$(VENV)/bin
 PYTHON ?= python3
 DISTROS ?= bookworm trixie
 # Molecule scenarios, run in this order on every distro in DISTROS.
-SCENARIOS ?= default nginx_ratelimit fail2ban modules operator_playbooks e2e lb waf heal
+SCENARIOS ?= default nginx_ratelimit fail2ban modules operator_playbooks e2e lb waf heal botnet
 # ansible-core lines under test (tools/core-line.sh; `make test` runs sanity and unit tests on each):
 # 2.19, the oldest that meta/runtime.yml admits (this host's .venv, Python 3.11), and the supported
 # 2.20 and 2.21 (Debian 13 controller container, Python 3.13). CORE picks one for `make sanity/unit`.

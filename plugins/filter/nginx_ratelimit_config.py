@@ -31,6 +31,9 @@ UPSTREAM = re.compile(r"^((\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):([1-9][0-9]{0,4})|
 SERVER_NAME = re.compile(r"^[^;{}'\"\\#]+$")
 HEADER = re.compile(r"^([A-Za-z0-9][A-Za-z0-9-]*|proxy_protocol)$")
 SITE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+# nginx_ratelimit_ipv6_key_prefix: whole bytes of an IPv6 address (http.conf.j2 keys on the first bytes of
+# $binary_remote_addr), at most a /32.
+IPV6_KEY_PREFIXES = ("32", "40", "48", "56", "64", "128")
 # Variables that hold a header a client sends: a zone keyed on one is limited per forged value.
 FORGEABLE_KEYS = (
     "$http_x_forwarded_for", "$proxy_add_x_forwarded_for", "$http_x_real_ip", "$http_forwarded",
@@ -171,6 +174,7 @@ def _location_problems(settings):
 def _address_problems(settings):
     problems = []
     lists = (("nginx_ratelimit_allowlist", settings["nginx_ratelimit_allowlist"]),
+             ("nginx_ratelimit_guard_known_clients", settings["nginx_ratelimit_guard_known_clients"]),
              ("nginx_ratelimit_real_ip_from", [entry for entry in settings["nginx_ratelimit_real_ip_from"] if entry != "unix:"]))
     for variable, addresses in lists:
         if addresses:
@@ -213,6 +217,9 @@ def _site_checks(settings):
     server_name = settings["nginx_ratelimit_server_name"]
     site_name = settings["nginx_ratelimit_site_name"]
     return (
+        ("nginx_ratelimit_ipv6_key_prefix", _text(settings["nginx_ratelimit_ipv6_key_prefix"]) in IPV6_KEY_PREFIXES,
+         "give 128 (each IPv6 address is one client) or 64 (each /64 is one client, so a client rotating through its "
+         "/64 shares one limit); 32, 40, 48 and 56 work too."),
         ("nginx_ratelimit_status", _status_ok(settings["nginx_ratelimit_status"]),
          "give an HTTP error status from 400 to 599, e.g. 429 (Too Many Requests) or 503."),
         ("nginx_ratelimit_upstream", _upstream_ok(settings["nginx_ratelimit_upstream"]),
@@ -254,6 +261,46 @@ def _ban_checks(settings):
     )
 
 
+def _whole(value, low):
+    """value is a whole number (an int or its digits) of at least low."""
+    return re.match(r"^[0-9]+$", _text(value)) is not None and int(_text(value)) >= low
+
+
+def _guard_checks(settings):
+    """(variable, ok, fix) for every setting of the upstream guard, when it is enabled (with the role's site)."""
+    if not (boolean(settings["nginx_ratelimit_guard_enabled"], strict=False)
+            and boolean(settings["nginx_ratelimit_site_enabled"], strict=False)):
+        return ()
+    known = bool(settings["nginx_ratelimit_guard_known_clients"])
+    reserved_rate = _int(settings["nginx_ratelimit_guard_known_rate"]) if known else 0
+    reserved_connections = _int(settings["nginx_ratelimit_guard_known_connections"]) if known else 0
+    error_log = settings["nginx_ratelimit_guard_error_log"]
+    socket = settings["nginx_ratelimit_guard_socket"]
+    return (
+        ("nginx_ratelimit_guard_rate", _whole(settings["nginx_ratelimit_guard_rate"], reserved_rate + 1),
+         "give the requests per second the upstream can answer, a whole number such as 200, above "
+         "nginx_ratelimit_guard_known_rate when nginx_ratelimit_guard_known_clients is set."),
+        ("nginx_ratelimit_guard_burst", _whole(settings["nginx_ratelimit_guard_burst"], 0),
+         "give a whole number of requests, 0 or more, e.g. 100."),
+        ("nginx_ratelimit_guard_connections", _whole(settings["nginx_ratelimit_guard_connections"], reserved_connections + 1),
+         "give the requests the upstream takes at once, a whole number such as 32, above "
+         "nginx_ratelimit_guard_known_connections when nginx_ratelimit_guard_known_clients is set."),
+        ("nginx_ratelimit_guard_known_rate", _whole(settings["nginx_ratelimit_guard_known_rate"], 1),
+         "give a whole number of requests per second, 1 or more, e.g. 50 (taken from nginx_ratelimit_guard_rate)."),
+        ("nginx_ratelimit_guard_known_connections", _whole(settings["nginx_ratelimit_guard_known_connections"], 1),
+         "give a whole number of requests in progress, 1 or more, e.g. 8 (taken from nginx_ratelimit_guard_connections)."),
+        ("nginx_ratelimit_guard_retry_after", _whole(settings["nginx_ratelimit_guard_retry_after"], 0), "give whole seconds, e.g. 1."),
+        ("nginx_ratelimit_guard_error_log", _matches(PATH, error_log) and error_log != settings["nginx_ratelimit_error_log"],
+         "give an absolute file path without spaces other than nginx_ratelimit_error_log (fail2ban reads that one; "
+         "the guard must never ban), e.g. /var/log/nginx/floodguard-guard.log."),
+        ("nginx_ratelimit_guard_socket", _matches(PATH, socket) and re.match(r"^/run/[^/]+/", socket) is not None,
+         "give a path in a directory of its own under /run, e.g. /run/floodguard-guard/guard.sock (the directory is "
+         "open to nginx_ratelimit_guard_group only)."),
+        ("nginx_ratelimit_guard_group", _matches(re.compile(r"^[a-z_][a-z0-9_-]*$"), settings["nginx_ratelimit_guard_group"]),
+         "give the group of NGINX's worker processes, e.g. www-data."),
+    )
+
+
 def _setting_problems(checks, settings):
     return ["%s is %s: %s" % (variable, _json(settings[variable]), fix) for variable, ok, fix in checks if not ok]
 
@@ -265,7 +312,8 @@ def nginx_ratelimit_problems(settings):
     """
     return (_zone_problems(settings) + _limit_problems(settings) + _location_problems(settings)
             + _address_problems(settings) + _real_ip_problems(settings)
-            + _setting_problems(_site_checks(settings), settings) + _setting_problems(_ban_checks(settings), settings))
+            + _setting_problems(_site_checks(settings), settings) + _setting_problems(_ban_checks(settings), settings)
+            + _setting_problems(_guard_checks(settings), settings))
 
 
 def nginx_ratelimit_warnings(settings):

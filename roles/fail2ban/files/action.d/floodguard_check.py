@@ -22,7 +22,7 @@ import sys
 import floodguard_batching as batching
 
 # The actions this checker knows, by file name.
-ACTIONS = ("floodguard_nftables.py", "floodguard_nginx.py", "floodguard_wafv2.py")
+ACTIONS = ("floodguard_nftables.py", "floodguard_nginx.py", "floodguard_wafv2.py", "floodguard_escalate.py")
 
 
 def load_action(file_name):

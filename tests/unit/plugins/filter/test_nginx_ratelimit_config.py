@@ -120,6 +120,22 @@ PROBLEMS = [
     ({"nginx_ratelimit_ban_enabled": True, "nginx_ratelimit_ban_socket": "/tmp/ban.sock"},
      'nginx_ratelimit_ban_socket is "/tmp/ban.sock": give an absolute path under /run'),
     ({"nginx_ratelimit_ban_enabled": True, "nginx_ratelimit_ban_state_dir": "bans"}, 'nginx_ratelimit_ban_state_dir is "bans"'),
+    ({"nginx_ratelimit_guard_rate": "200r/s"}, 'nginx_ratelimit_guard_rate is "200r/s": give the requests per second'),
+    ({"nginx_ratelimit_guard_known_clients": ["192.0.2.1"], "nginx_ratelimit_guard_rate": 50},
+     "nginx_ratelimit_guard_rate is 50: give the requests per second"),
+    ({"nginx_ratelimit_guard_burst": -1}, "nginx_ratelimit_guard_burst is -1: give a whole number"),
+    ({"nginx_ratelimit_guard_known_clients": ["192.0.2.1"], "nginx_ratelimit_guard_connections": 8},
+     "nginx_ratelimit_guard_connections is 8: give the requests the upstream takes at once"),
+    ({"nginx_ratelimit_guard_known_rate": 0}, "nginx_ratelimit_guard_known_rate is 0: give a whole number"),
+    ({"nginx_ratelimit_guard_known_connections": "many"}, 'nginx_ratelimit_guard_known_connections is "many"'),
+    ({"nginx_ratelimit_ipv6_key_prefix": 60}, "nginx_ratelimit_ipv6_key_prefix is 60: give 128 (each IPv6 address"),
+    ({"nginx_ratelimit_ipv6_key_prefix": "/64"}, 'nginx_ratelimit_ipv6_key_prefix is "/64": give 128'),
+    ({"nginx_ratelimit_guard_retry_after": "1s"}, 'nginx_ratelimit_guard_retry_after is "1s": give whole seconds'),
+    ({"nginx_ratelimit_guard_error_log": "/var/log/nginx/error.log"},
+     'nginx_ratelimit_guard_error_log is "/var/log/nginx/error.log": give an absolute file path without spaces other than'),
+    ({"nginx_ratelimit_guard_socket": "/run/guard.sock"}, 'nginx_ratelimit_guard_socket is "/run/guard.sock": give a path'),
+    ({"nginx_ratelimit_guard_group": "www data"}, 'nginx_ratelimit_guard_group is "www data": give the group'),
+    ({"nginx_ratelimit_guard_known_clients": ["192.0.2.300"]}, "nginx_ratelimit_guard_known_clients holds 1 invalid"),
 ]
 
 
@@ -178,3 +194,13 @@ def test_zone_bytes():
     assert config.zone_bytes("32768") == 32768
     assert config.zone_bytes("32k") == config.zone_bytes("32K") == 32768
     assert config.zone_bytes("20m") == 20 * 1048576
+
+
+def test_guard_settings_are_checked_only_when_the_guard_runs_in_the_role_site():
+    assert nginx_ratelimit_problems(settings(nginx_ratelimit_guard_enabled=False, nginx_ratelimit_guard_rate="x")) == []
+    assert nginx_ratelimit_problems(settings(nginx_ratelimit_site_enabled=False, nginx_ratelimit_guard_rate="x")) == []
+
+
+@pytest.mark.parametrize("prefix", [32, "48", 64, " 128 "])
+def test_ipv6_key_prefixes_of_whole_bytes_are_accepted(prefix):
+    assert nginx_ratelimit_problems(settings(nginx_ratelimit_ipv6_key_prefix=prefix)) == []

@@ -38,6 +38,8 @@ def render(template, **changes):
     settings["fail2ban_ban_backends"] = changes.get("fail2ban_ban_backends", ["firewall"])
     settings["fail2ban_nginx_ban_socket"] = changes.get("fail2ban_nginx_ban_socket", "/run/floodguard-nginx/ban.sock")
     settings["fail2ban_nginx_ban_state_dir"] = changes.get("fail2ban_nginx_ban_state_dir", "/var/lib/floodguard/nginx-bans")
+    # The escalation action (last line of a jail's action) is tested on its own; off, the other lines stay exact.
+    settings["fail2ban_escalation_enabled"] = changes.get("fail2ban_escalation_enabled", False)
     environment = jinja2.Environment(loader=jinja2.FileSystemLoader(str(ROLE / "templates")), trim_blocks=True,
                                      undefined=jinja2.StrictUndefined)
     return environment.get_template(template).render(settings)
@@ -153,3 +155,16 @@ def test_the_nginx_back_end_alone_drops_the_firewall_actions_of_the_managed_jail
     assert actions["nginx-req-limit"]["action"].startswith("floodguard_nginx.py[name=nginx-req-limit, ")
     assert actions["manual"]["action"].startswith("floodguard_nginx.py[name=manual, ")
     assert actions["sshd"]["action"].startswith("floodguard_nftables.py[name=sshd, ")
+
+
+def test_escalation_is_the_last_action_of_the_role_jails_with_the_allowlist():
+    jails = [default_jail()]
+    actions = sections(render("banactions.local.j2", fail2ban_jails=jails, fail2ban_escalation_enabled=True,
+                              fail2ban_escalation_threshold=7, fail2ban_ban_backends=["firewall", "nginx"]))
+    lines = actions["nginx-req-limit"]["action"].split("\n")
+    assert [line.split("[")[0] for line in lines] == ["floodguard_nftables.py", "floodguard_nginx.py", "floodguard_escalate.py"]
+    assert lines[-1] == ('floodguard_escalate.py[threshold=7, window=600, ipv4prefix=24, ipv6prefix=64, '
+                         'allowlist="127.0.0.0/8 ::1 192.0.2.10"]')
+    # Not in the manual jail (an operator's bans are deliberate) nor in sshd.
+    assert "floodguard_escalate.py" not in actions["manual"]["action"]
+    assert "floodguard_escalate.py" not in actions["sshd"]["action"]

@@ -35,6 +35,13 @@ def test_command_line_check_validates_jail_options(capsys):
     assert "usage" in capsys.readouterr().err
 
 
+def test_command_line_check_of_the_escalation_action(capsys):
+    assert checker.main(["floodguard_escalate.py", "threshold=5", "ipv6prefix=56"]) == 0
+    assert "OK: prefixes /24 and /56 banned after 5 of their addresses within 600 s" in capsys.readouterr().out
+    assert checker.main(["floodguard_escalate.py", "threshold=1"]) == 1
+    assert "floodguard_escalate: threshold: '1' must be a whole number from 2" in capsys.readouterr().err
+
+
 def test_command_line_check_of_the_other_actions(capsys):
     assert checker.main(["floodguard_wafv2.py", "ipsets=a,b", "scope=regional"]) == 0
     assert "OK: a b (REGIONAL)" in capsys.readouterr().out
