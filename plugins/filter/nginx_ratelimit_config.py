@@ -43,6 +43,10 @@ FORGEABLE_KEYS = (
 MINIMUM_ZONE_BYTES = 32768
 STATES_PER_MEGABYTE = 8000
 SIZE_UNITS = {"k": 1024, "m": 1048576}
+# nginx_ratelimit_worker_connections: fewer than Debian's 768 would only lower its capacity; Linux's
+# default fs.nr_open bounds the open files.
+WORKER_CONNECTIONS = (512, 524288)
+MAX_OPEN_FILES = 1048576
 
 
 def _int(value):
@@ -209,6 +213,16 @@ def _upstream_ok(value):
     return _matches(UPSTREAM, value) and (value.startswith("unix:") or _int(value.split(":")[-1]) <= 65535)
 
 
+def _worker_connections_ok(value):
+    return _whole(value, 0) and (_int(value) == 0 or WORKER_CONNECTIONS[0] <= _int(value) <= WORKER_CONNECTIONS[1])
+
+
+def _rlimit_ok(settings):
+    files = settings["nginx_ratelimit_worker_rlimit_nofile"]
+    connections = _int(settings["nginx_ratelimit_worker_connections"])
+    return _whole(files, 0) and (_int(files) == 0 or 2 * connections <= _int(files) <= MAX_OPEN_FILES)
+
+
 def _site_checks(settings):
     """(variable, ok, fix) for every site setting."""
     certificate = settings["nginx_ratelimit_tls_certificate"]
@@ -220,6 +234,11 @@ def _site_checks(settings):
         ("nginx_ratelimit_ipv6_key_prefix", _text(settings["nginx_ratelimit_ipv6_key_prefix"]) in IPV6_KEY_PREFIXES,
          "give 128 (each IPv6 address is one client) or 64 (each /64 is one client, so a client rotating through its "
          "/64 shares one limit); 32, 40, 48 and 56 work too."),
+        ("nginx_ratelimit_worker_connections", _worker_connections_ok(settings["nginx_ratelimit_worker_connections"]),
+         "give the connections per NGINX worker, 0 (leave nginx.conf's value) or %d to %d, e.g. 8192." % WORKER_CONNECTIONS),
+        ("nginx_ratelimit_worker_rlimit_nofile", _rlimit_ok(settings),
+         "give the open files per NGINX worker, 0 (leave it to systemd's 1024) or at least twice "
+         "nginx_ratelimit_worker_connections (a proxied request holds two files) and at most %d, e.g. 32768." % MAX_OPEN_FILES),
         ("nginx_ratelimit_status", _status_ok(settings["nginx_ratelimit_status"]),
          "give an HTTP error status from 400 to 599, e.g. 429 (Too Many Requests) or 503."),
         ("nginx_ratelimit_upstream", _upstream_ok(settings["nginx_ratelimit_upstream"]),

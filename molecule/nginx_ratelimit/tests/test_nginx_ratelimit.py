@@ -26,6 +26,8 @@ MANAGED_FILES = (
     "/etc/nginx/conf.d/floodguard-ratelimit.conf",
     "/etc/nginx/snippets/floodguard-ratelimit.conf",
     "/etc/nginx/sites-available/floodguard-api",
+    "/etc/nginx/nginx.conf",
+    "/etc/nginx/modules-enabled/90-floodguard-limits.conf",
 )
 # The scenario's limits (molecule.yml).
 RATE, BURST = 5, 5
@@ -131,7 +133,7 @@ def snapshot(web):
 
 def backups(web):
     return web.check_output(
-        "find /etc/nginx/conf.d /etc/nginx/snippets /etc/nginx/sites-available -name '*~' -print")
+        "find /etc/nginx -name '*~' -print")
 
 
 def test_nginx_serves_the_role_configuration(web):
@@ -146,6 +148,17 @@ def test_nginx_serves_the_role_configuration(web):
     # Debian's default site is also a default_server: ours replaces it.
     assert not web.file("/etc/nginx/sites-enabled/default").exists
     assert backups(web) == ""
+
+
+def test_workers_have_room_for_a_botnet(web):
+    # Debian's 768 connections per worker and systemd's 1,024 open files, raised (role defaults).
+    assert re.search(r"(?m)^\s*worker_connections 8192;$", web.file("/etc/nginx/nginx.conf").content_string)
+    assert web.check_output("grep -c worker_connections /etc/nginx/nginx.conf") == "1"
+    workers = web.check_output("pgrep -f 'nginx: worker process'").split()
+    assert workers
+    for pid in workers:
+        limits = web.check_output("grep 'Max open files' /proc/%s/limits", pid).split()
+        assert limits[3:5] == ["32768", "32768"], limits
 
 
 def test_allowlisted_client_is_never_limited(web, office, web_ip, office_ip):

@@ -129,6 +129,11 @@ PROBLEMS = [
     ({"nginx_ratelimit_guard_known_rate": 0}, "nginx_ratelimit_guard_known_rate is 0: give a whole number"),
     ({"nginx_ratelimit_guard_known_connections": "many"}, 'nginx_ratelimit_guard_known_connections is "many"'),
     ({"nginx_ratelimit_ipv6_key_prefix": 60}, "nginx_ratelimit_ipv6_key_prefix is 60: give 128 (each IPv6 address"),
+    ({"nginx_ratelimit_worker_connections": 100}, "nginx_ratelimit_worker_connections is 100: give the connections per NGINX worker"),
+    ({"nginx_ratelimit_worker_connections": "8k"}, 'nginx_ratelimit_worker_connections is "8k": give the connections'),
+    ({"nginx_ratelimit_worker_rlimit_nofile": 10000},
+     "nginx_ratelimit_worker_rlimit_nofile is 10000: give the open files per NGINX worker, 0 (leave it to systemd's 1024) or at least twice"),
+    ({"nginx_ratelimit_worker_rlimit_nofile": 2000000}, "nginx_ratelimit_worker_rlimit_nofile is 2000000: give the open files"),
     ({"nginx_ratelimit_ipv6_key_prefix": "/64"}, 'nginx_ratelimit_ipv6_key_prefix is "/64": give 128'),
     ({"nginx_ratelimit_guard_retry_after": "1s"}, 'nginx_ratelimit_guard_retry_after is "1s": give whole seconds'),
     ({"nginx_ratelimit_guard_error_log": "/var/log/nginx/error.log"},
@@ -204,3 +209,9 @@ def test_guard_settings_are_checked_only_when_the_guard_runs_in_the_role_site():
 @pytest.mark.parametrize("prefix", [32, "48", 64, " 128 "])
 def test_ipv6_key_prefixes_of_whole_bytes_are_accepted(prefix):
     assert nginx_ratelimit_problems(settings(nginx_ratelimit_ipv6_key_prefix=prefix)) == []
+
+
+@pytest.mark.parametrize("connections, files", [(0, 0), (0, 4096), (8192, 0), (768, 1536), (8192, 16384)])
+def test_worker_sizes_zero_or_files_for_two_per_connection_are_accepted(connections, files):
+    assert nginx_ratelimit_problems(settings(nginx_ratelimit_worker_connections=connections,
+                                             nginx_ratelimit_worker_rlimit_nofile=files)) == []

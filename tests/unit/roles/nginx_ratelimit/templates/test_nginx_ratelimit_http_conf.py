@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: floodguard developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""http.conf.j2 of the floodguard.shield.nginx_ratelimit role: the zone keys, IPv6 clients per address or per prefix."""
+"""http.conf.j2 of the floodguard.shield.nginx_ratelimit role: the zone keys, IPv6 clients per address or per prefix;
+limits.conf.j2: the workers' open files."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import yaml
 ROLE = pathlib.Path(__file__).resolve().parents[5] / "roles" / "nginx_ratelimit"
 
 
-def render(**changes):
+def render(template="http.conf.j2", **changes):
     settings = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
     role_vars = yaml.safe_load((ROLE / "vars" / "main.yml").read_text())
     settings["__nginx_ratelimit_zone_key_default"] = role_vars["__nginx_ratelimit_zone_key_default"]
@@ -27,7 +28,7 @@ def render(**changes):
                                      undefined=jinja2.StrictUndefined)
     environment.filters["ternary"] = lambda value, yes, no: yes if value else no
     environment.filters["bool"] = bool
-    return environment.get_template("http.conf.j2").render(settings)
+    return environment.get_template(template).render(settings)
 
 
 def zone_keys(text):
@@ -59,3 +60,15 @@ def test_an_ipv6_prefix_as_the_client_keys_on_its_first_bytes(prefix, length):
     address = bytes(range(250, 256)) + b"\n\x00" + bytes(8)
     assert pattern.match(address).group(1) == address[:length]
     assert pattern.match(bytes([192, 0, 2, 10])) is None
+
+
+def directives(text):
+    return [line for line in text.splitlines() if line and not line.startswith("#")]
+
+
+def test_limits_conf_raises_the_workers_open_files_by_default():
+    assert directives(render("limits.conf.j2")) == ["worker_rlimit_nofile 32768;"]
+
+
+def test_limits_conf_holds_no_directive_at_zero():
+    assert directives(render("limits.conf.j2", nginx_ratelimit_worker_rlimit_nofile=0)) == []
