@@ -11,6 +11,7 @@ import json
 import os
 import sys
 
+import botnet
 import heal
 import lb
 import operator_path
@@ -497,7 +498,7 @@ def method_section(results):
 
 # A phase module hooks its report in here: its section(results) -> Markdown lines (see run.py).
 SECTIONS = [header, lead_section, goals_section, latency_section, timeline_paragraph, scale_section,
-            restore_section, perpacket_section, memory_section, heal.section, operator_path.section, lb.report_section,
+            restore_section, perpacket_section, memory_section, heal.section, botnet.section, operator_path.section, lb.report_section,
             sync.report_section, waf.section, closing_section,
             method_section]
 

@@ -44,7 +44,7 @@ DEFAULT_SYSTEMS = [name for name, system in SYSTEMS.items() if system.get("defau
 ACTION_SYSTEMS = {"nftables": "floodguard", "iptables-multiport": "fail2ban-iptables"}
 # The system the others are compared with (the ratio column of the report).
 OURS = "floodguard"
-PHASES = ("latency", "timeline", "operator", "scale", "perpacket", "heal", "lb", "sync", "waf")
+PHASES = ("latency", "timeline", "operator", "scale", "perpacket", "heal", "botnet", "lb", "sync", "waf")
 # Raised goals of the default setup (issue 14); judged in the report, never in a timed test.
 GOALS = {
     "latency_p95_s": 0.1,
@@ -75,6 +75,8 @@ HELP = """Phases, per system (--systems; each a re-configuration of the same web
   sync         (once) playbooks/sync.yml on 10 hosts with 10,000 bans each (tools/bench/sync.py)
   heal         (floodguard's own actions) seconds to put the bans back after each firewall fault (10,000 and
                100,000), the watch's idle CPU
+  botnet       1,000 and 10,000 attacking addresses above the rate: seconds to 99 % banned, the legitimate
+               client's 2xx, the upstream's peak rate against the guard's cap, CPU, detection (tools/bench/botnet.py)
   waf          (once) the AWS edge against moto: local ban to the IP set, API calls of 10,000 bans
 
 Every measurement is bounded in time (--cap): a run that does not finish records how far it got. The
