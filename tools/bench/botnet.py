@@ -63,10 +63,9 @@ JOURNALD_DROPIN = "/etc/systemd/journald.conf.d/floodguard-bench.conf"
 # wanted count and NGINX's error log has stopped growing for settle_s, or until the deadline; prints
 # {"reads": [[start, end, count, error log size], ...], "cpu": [[epoch, seconds], ...]}.
 POLL = r"""
-import importlib.machinery, json, os, subprocess, sys, time
+import ipaddress, json, os, runpy, subprocess, sys, time
 config = json.loads(sys.argv[1])
-probe = importlib.machinery.SourceFileLoader("probe", config["probe"]).load_module()
-import ipaddress
+count = runpy.run_path(config["probe"], run_name="probe")["count"]
 network = ipaddress.ip_network(config["network"])
 
 
@@ -96,7 +95,7 @@ deadline = time.time() + config["limit_s"]
 reached_at = stable_since = None
 while time.time() < deadline:
     started = time.time()
-    held = probe.count(config["backend"], network)
+    held = count(config["backend"], network)
     grown = size()
     ended = time.time()
     if reads and grown != reads[-1][3]:
