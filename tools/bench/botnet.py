@@ -52,7 +52,11 @@ SETTINGS = {
     "legit": {"address": "172.29.50.31", "interval_s": 0.25, "lead_s": 1.0},
     "cap_s": 30, "poll_pause_s": 0.2, "settle_s": 1.0,
     "recipe_systems": list(RECIPE_SYSTEMS), "recipe_vars": RECIPE_VARS,
+    # The guard's reserved share (issue 13: a known client must not lose out to the botnet's first bursts):
+    # the largest flood again, with the legitimate client in nginx_ratelimit_guard_known_clients.
+    "known_client_systems": ["floodguard"],
 }
+KNOWN_VARS = {"nginx_ratelimit_guard_known_clients": [SETTINGS["legit"]["address"]]}
 FLOOD_TOOL = os.path.join(REPO, "tools", "botnet_flood.py")
 REMOTE_TOOL = FLOOD_DIR + "/botnet_flood.py"
 GUNICORN_TIME = re.compile(r"\[(\d{2}/\w{3}/\d{4}:\d{2}:\d{2}:\d{2} [+-]\d{4})\] \"[A-Z]+ ")
@@ -215,7 +219,15 @@ def guard_cap(defaults_text):
     return values["nginx_ratelimit_guard_rate"], values["nginx_ratelimit_guard_burst"]
 
 
-def one_run(size, flood, legit, poll, upstream, lines_written, found, cap_per_second):
+def cap_per_second(rate, burst, zones):
+    """The most limit_req lets through in any one second: rate, plus each zone's burst and the request its
+    clock admits at once (the known clients' zone has the same burst as the public one); None if unknown."""
+    if rate is None or burst is None:
+        return None
+    return rate + zones * (burst + 1)
+
+
+def one_run(size, flood, legit, poll, upstream, lines_written, found, cap):
     """The figures of one run from what the hosts recorded (pure: see run_once for where each comes from)."""
     start = flood["start"]
     goal = wanted(size, SETTINGS["share"])
@@ -230,7 +242,7 @@ def one_run(size, flood, legit, poll, upstream, lines_written, found, cap_per_se
     peak = max(upstream.values()) if upstream else 0
     return dict(timing, size=size, legit_during=during, legit_after=after,
                 upstream_peak_rps=peak, upstream_total=sum(upstream.values()),
-                upstream_at_or_under_cap=None if cap_per_second is None else peak <= cap_per_second,
+                upstream_at_or_under_cap=None if cap is None else peak <= cap,
                 cpu_s=cpu_s, cpu_core_percent=core,
                 detection=detection(lines_written, found, start, log_end, log_end_uncertainty),
                 flood={key: flood.get(key) for key in ("statuses", "retry_after", "flood_done_s", "duration_s", "sources")})
@@ -293,7 +305,7 @@ def prepare_testbed(host, largest):
                           "&& systemctl restart systemd-journald" % (os.path.dirname(JOURNALD_DROPIN), JOURNALD_DROPIN)])
 
 
-def run_once(host, size, cap_per_second, error_log):
+def run_once(host, size, cap, error_log):
     """One flood of `size` addresses against a fresh ban daemon; its figures (one_run)."""
     host.reset()
     if host.kind == "fail2ban":
@@ -331,53 +343,68 @@ def run_once(host, size, cap_per_second, error_log):
         text = host.exec("web", ["sh", "-c", "tail -c +%d /var/log/fail2ban.log | grep ' Found ' || true" % (f2b_offset + 1)],
                          timeout=120).stdout
         found = found_epochs(text, ATTACK_JAIL, SETTINGS["first_address"].rsplit(".", 3)[0] + ".", since)
-    result = one_run(size, flood, legit_result, poll, upstream, int(lines or 0), found, cap_per_second)
+    result = one_run(size, flood, legit_result, poll, upstream, int(lines or 0), found, cap)
     log("botnet %s N=%d: 99%% after %s s (±%s), legit %s, upstream peak %s/s, CPU %s%%"
         % (host.action, size, result.get("seconds"), result.get("uncertainty_s"), result["legit_during"]["share"],
            result["upstream_peak_rps"], result["cpu_core_percent"]))
     return result
 
 
-def converge_recipe(host, original):
-    """original True: the web host without guard and escalation (fail2ban's recipe); False: the defaults again."""
-    extra = {"fail2ban_banaction": host.spec["banaction"], "nginx_ratelimit_allowlist": [CLIENT + "/32"]}
-    if original:
-        extra.update(RECIPE_VARS)
-    log("botnet: converge %s %s" % (host.action, "without guard and escalation" if original else "back to the defaults"))
-    name = "botnet-converge-%s-%s" % (host.action, "recipe" if original else "defaults")
-    rc, output = host.playbook(os.path.join(HERE, "converge.yml"), extra, name, timeout=1800)
+def converge_variant(host, variant, name):
+    """The web host converged with the bench's variables and `variant` on top ({}: the defaults again)."""
+    extra = dict({"fail2ban_banaction": host.spec["banaction"], "nginx_ratelimit_allowlist": [CLIENT + "/32"]}, **variant)
+    log("botnet: converge %s with %s" % (host.action, json.dumps(variant) if variant else "the defaults again"))
+    logname = "botnet-converge-%s-%s" % (host.action, name)
+    rc, output = host.playbook(os.path.join(HERE, "converge.yml"), extra, logname, timeout=1800)
     if rc != 0:
         raise RuntimeError("converging %s for the botnet phase failed; log: %s/%s.log: %s"
-                           % (host.action, host.logs, name, output[-1500:]))
+                           % (host.action, host.logs, logname, output[-1500:]))
     if host.spec.get("stock"):
         current = host.exec("web", ["cat", "/etc/fail2ban/jail.d/floodguard-banactions.local"]).stdout
         host.exec("web", ["tee", STOCK_OVERRIDE], stdin=stock_actions(current))
     host.exec("web", ["systemctl", "restart", "fail2ban"])
 
 
+def measured(host, sizes, runs, cap, error_log):
+    """{size: {"summary", "runs"}} of `runs` floods per size."""
+    done = {}
+    for size in sizes:
+        floods = [run_once(host, size, cap, error_log) for _ in range(runs)]
+        done[str(size)] = {"summary": summary(floods), "runs": floods}
+    return done
+
+
 def run(host, args):
-    """Every size SETTINGS["runs"] times (quick: quick_runs) on the system the web host runs."""
+    """Every size SETTINGS["runs"] times (quick: quick_runs) on the system the web host runs; for the
+    collection's defaults also the largest size with the legitimate client in the guard's known clients."""
     with open(DEFAULTS) as handle:
         rate, burst = guard_cap(handle.read())
     recipe = host.action in RECIPE_SYSTEMS
     guarded = not recipe
-    cap_per_second = rate + burst + 1 if rate is not None and burst is not None else None
+    cap = cap_per_second(rate, burst, 1)
     prepare_testbed(host, max(SETTINGS["sizes"]))
     error_log = host.first_line(["sh", "-c", "fail2ban-client get %s logpath 2>/dev/null | grep -o '/[^ ]*' | head -n1"
                                  % ATTACK_JAIL]) or "/var/log/nginx/error.log"
     runs = SETTINGS["quick_runs" if args.quick else "runs"]
     results = {"guard": guarded, "escalation": host.kind == "fail2ban" and guarded, "runs": runs,
-               "guard_rate": rate, "guard_burst": burst, "cap_per_second": cap_per_second, "sizes": {}}
+               "guard_rate": rate, "guard_burst": burst, "cap_per_second": cap, "sizes": {}}
     if recipe:
-        converge_recipe(host, original=True)
+        converge_variant(host, RECIPE_VARS, "recipe")
     try:
-        for size in SETTINGS["sizes"]:
-            done = [run_once(host, size, cap_per_second, error_log) for _ in range(runs)]
-            results["sizes"][str(size)] = {"summary": summary(done), "runs": done}
+        results["sizes"] = measured(host, SETTINGS["sizes"], runs, cap, error_log)
     finally:
         if recipe:
-            converge_recipe(host, original=False)
+            converge_variant(host, {}, "defaults")
         host.reset()
+    if host.action in SETTINGS["known_client_systems"]:
+        converge_variant(host, KNOWN_VARS, "known-client")
+        results["known_client_cap_per_second"] = cap_per_second(rate, burst, 2)
+        try:
+            results["known_client"] = measured(host, [max(SETTINGS["sizes"])], runs,
+                                               results["known_client_cap_per_second"], error_log)
+        finally:
+            converge_variant(host, {}, "defaults")
+            host.reset()
     return results
 
 
@@ -426,6 +453,18 @@ def section(results):
                      [_cell(size_entry(s, size), lambda e: None if e["lines_per_s_median"] is None else "%.0f; %s" % (
                          e["lines_per_s_median"], "–" if e["lag_s_median"] is None else _seconds(e["lag_s_median"])))
                       for s in systems]))
+    known = {s: botnet[s]["known_client"][str(max(sizes))]["summary"] for s in systems
+             if str(max(sizes)) in botnet[s].get("known_client", {})}
+    if known:
+        tag = "%s, legitimate client in nginx_ratelimit_guard_known_clients" % "{:,}".format(max(sizes))
+        rows.append(("%s: 99 %% banned after" % tag,
+                     [_cell(known.get(s), lambda e: stats.spread(e, _seconds)) for s in systems]))
+        rows.append(("%s: its 2xx during the flood (median; lowest)" % tag,
+                     [_cell(known.get(s), lambda e: None if e["legit_share_median"] is None else "%s; %s" % (
+                         percent(e["legit_share_median"]), percent(e["legit_share_min"]))) for s in systems]))
+        rows.append(("%s: upstream's peak requests/s (highest run; cap %s)" % (tag, next(
+            botnet[s]["known_client_cap_per_second"] for s in known)),
+                     [_cell(known.get(s), lambda e: e["upstream_peak_rps_max"]) for s in systems]))
     cap = next((entry["cap_per_second"] for entry in botnet.values() if entry.get("cap_per_second")), None)
     rate = next((entry["guard_rate"] for entry in botnet.values() if entry.get("guard_rate")), None)
     lines = ["## Botnet floods", "",
@@ -459,6 +498,14 @@ def goal_lines(botnet, ours):
 
     def verdict(ok):
         return "reached" if ok else "missed"
+    known = entry.get("known_client", {}).get("10000", {}).get("summary")
+    known_share = known.get("legit_share_min") if known else None
+    known_line = [] if not known else [
+        "- with the legitimate client in nginx_ratelimit_guard_known_clients (the guard's reserved share): its success "
+        "%s (lowest run %s), upstream peak %s/s against %s" % (
+            verdict(known_share is not None and known_share >= 0.99),
+            "–" if known_share is None else "%.1f %%" % (100 * known_share), known.get("upstream_peak_rps_max"),
+            entry.get("known_client_cap_per_second"))]
     return [
         "Goals of issue 13 (%s, 10,000 addresses):" % ours, "",
         "- 99 %% banned in under 5 s: %s (median %s)" % (verdict(seconds is not None and seconds < 5),
@@ -467,4 +514,4 @@ def goal_lines(botnet, ours):
             verdict(peak is not None and cap is not None and peak <= cap), peak, cap),
         "- legitimate client's success during the flood ≥ 99 %%: %s (lowest run %s)" % (
             verdict(share is not None and share >= 0.99), "–" if share is None else "%.1f %%" % (100 * share)),
-    ]
+    ] + known_line

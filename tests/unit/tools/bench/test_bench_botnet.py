@@ -170,3 +170,21 @@ def test_the_section_says_what_was_missed():
     text = "\n".join(botnet.section(results_of({"floodguard": (True, [unfinished])})))
     assert "not reached in 30 s (5000 of 9900)" in text
     assert botnet.section({"botnet": {}}) == []
+
+
+def test_the_cap_of_any_one_second_adds_each_zones_burst():
+    assert botnet.cap_per_second(200, 100, 1) == 301
+    # With known clients the reserved zone has a burst of its own.
+    assert botnet.cap_per_second(200, 100, 2) == 402
+    assert botnet.cap_per_second(None, 100, 1) is None
+
+
+def test_the_known_client_run_has_rows_and_a_goal_line_of_its_own():
+    results = results_of({"floodguard": (True, [flood_run(10000, 4.0, 0.5, 250)] * 3)})
+    known = [flood_run(10000, 4.2, 1.0, 380)] * 3
+    results["botnet"]["floodguard"].update(known_client={"10000": {"summary": botnet.summary(known), "runs": known}},
+                                           known_client_cap_per_second=402)
+    text = "\n".join(botnet.section(results))
+    assert "| 10,000, legitimate client in nginx_ratelimit_guard_known_clients: 99 % banned after | 4.20 s" in text
+    assert "its 2xx during the flood (median; lowest) | 100.0 %; 100.0 % |" in text
+    assert "(the guard's reserved share): its success reached (lowest run 100.0 %), upstream peak 380/s against 402" in text
