@@ -11,7 +11,9 @@ Sources are ranges START,COUNT[,STEP] (STEP: distance between two addresses, def
 
 Two shapes of flood:
   --burst N    every source opens one connection and sends N pipelined requests at once (above any
-               per-client rate); the starts of the sources are spread over --spread seconds.
+               per-client rate); the starts of the sources are spread over --spread seconds. With
+               --rounds R a source opens up to R such connections one after the other, until one is
+               refused (a 4xx answer or no connection), as a bot keeps going until it is stopped.
   --every S    every source sends --requests requests, one connection each, S seconds apart (under the
                per-client rate); the sources' first requests are spread over S seconds.
 --ip-batch DEVICE prints the `ip -batch` lines that add the sources to DEVICE, and exits.
@@ -109,7 +111,7 @@ async def exchange(args, source, count, totals, timeout):
 async def flood_source(args, source, delay, gate, totals, deadline):
     await asyncio.sleep(delay)
     if args.burst:
-        shots = [(0.0, args.burst)]
+        shots = [(0.0, args.burst)] * args.rounds
     else:
         shots = [(index * args.every, 1) for index in range(args.requests)]
     base = time.monotonic()
@@ -120,7 +122,10 @@ async def flood_source(args, source, delay, gate, totals, deadline):
         if time.monotonic() >= deadline:
             return
         async with gate:
-            await exchange(args, source, count, totals, args.timeout)
+            statuses = await exchange(args, source, count, totals, args.timeout)
+        # --rounds: a source goes on until it is refused (a 4xx answer, or no connection: banned).
+        if args.burst and any(status == "dropped" or status.startswith("4") for status in statuses):
+            return
 
 
 async def legit_client(args, start_wall, deadline, record):
@@ -190,6 +195,8 @@ def parse_args(argv):
     shape.add_argument("--burst", type=_bounded(int, 1, MAX_REQUESTS_PER_SOURCE), help="pipelined requests per source")
     shape.add_argument("--every", type=_bounded(float, 0.05, 60.0), help="seconds between a source's requests")
     parser.add_argument("--requests", type=_bounded(int, 1, MAX_REQUESTS_PER_SOURCE), default=1, help="requests per source with --every")
+    parser.add_argument("--rounds", type=_bounded(int, 1, MAX_REQUESTS_PER_SOURCE), default=1,
+                        help="with --burst: connections per source, one after the other, until one is refused")
     parser.add_argument("--spread", type=_bounded(float, 0.0, 60.0), default=1.0, help="seconds over which sources start (--burst)")
     parser.add_argument("--concurrency", type=_bounded(int, 1, MAX_CONCURRENCY), default=200)
     parser.add_argument("--timeout", type=_bounded(float, 0.1, 10.0), default=2.0)

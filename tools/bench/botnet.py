@@ -48,7 +48,9 @@ SETTINGS = {
     "first_address": "10.128.0.1", "step": 256, "route": "10.128.0.0/9",
     # Each address: one connection with 8 pipelined requests (5r/s burst 5 lets 6 through: 2 rejections,
     # the jail's maxretry); the sources start over spread_s.
-    "flood": {"burst": 8, "spread_s": 1.0, "concurrency": 1000, "timeout_s": 2.0, "duration_s": 40.0},
+    # An address whose connection failed under the load (no answer in timeout_s, or 5xx only) tries again, up
+    # to `rounds` connections, until it is refused (tools/botnet_flood.py --rounds).
+    "flood": {"burst": 8, "rounds": 10, "spread_s": 1.0, "concurrency": 500, "timeout_s": 2.0, "duration_s": 40.0},
     "legit": {"address": "172.29.50.31", "interval_s": 0.25, "lead_s": 1.0},
     "cap_s": 30, "poll_pause_s": 0.2, "settle_s": 1.0,
     "recipe_systems": list(RECIPE_SYSTEMS), "recipe_vars": RECIPE_VARS,
@@ -245,7 +247,10 @@ def one_run(size, flood, legit, poll, upstream, lines_written, found, cap):
                 upstream_at_or_under_cap=None if cap is None else peak <= cap,
                 cpu_s=cpu_s, cpu_core_percent=core,
                 detection=detection(lines_written, found, start, log_end, log_end_uncertainty),
-                flood={key: flood.get(key) for key in ("statuses", "retry_after", "flood_done_s", "duration_s", "sources")})
+                flood={key: flood.get(key) for key in ("statuses", "retry_after", "flood_done_s", "duration_s", "sources")},
+                # The raw poll, relative to the flood's start: [read start, read end, count, error log bytes].
+                reads=[[round(read[0] - start, 3), round(read[1] - start, 3)] + list(read[2:]) for read in poll["reads"]],
+                cpu_samples=[[round(sample[0] - start, 3), sample[1]] for sample in poll["cpu"]])
 
 
 def summary(runs):
@@ -325,7 +330,8 @@ def run_once(host, size, cap, error_log):
     time.sleep(legit_cfg["lead_s"])
     attack = _popen(host, "attacker", ["python3", REMOTE_TOOL, WEB, "--sources",
                                        flood_addresses(SETTINGS["first_address"], size, SETTINGS["step"]),
-                                       "--burst", flood_cfg["burst"], "--spread", flood_cfg["spread_s"],
+                                       "--burst", flood_cfg["burst"], "--rounds", flood_cfg["rounds"],
+                                       "--spread", flood_cfg["spread_s"],
                                        "--concurrency", flood_cfg["concurrency"], "--timeout", flood_cfg["timeout_s"],
                                        "--duration", flood_cfg["duration_s"]])
     bound = flood_cfg["duration_s"] + 60
