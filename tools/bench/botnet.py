@@ -76,17 +76,18 @@ network = ipaddress.ip_network(config["network"])
 
 
 def cpu():
-    total = 0.0
+    total, pids = 0.0, []
     for unit in config["units"]:
         pid = subprocess.run(["systemctl", "show", "-p", "MainPID", "--value", unit], capture_output=True,
                              text=True).stdout.strip()
+        pids.append(pid)
         try:
             with open("/proc/%s/stat" % pid) as stat:
                 fields = stat.read().rsplit(")", 1)[1].split()
         except (OSError, IndexError):
             continue
         total += sum(int(value) for value in fields[11:15]) / os.sysconf("SC_CLK_TCK")
-    return [time.time(), round(total, 3)]
+    return [time.time(), round(total, 3), pids]
 
 
 def size():
@@ -250,7 +251,7 @@ def one_run(size, flood, legit, poll, upstream, lines_written, found, cap):
                 flood={key: flood.get(key) for key in ("statuses", "retry_after", "flood_done_s", "duration_s", "sources")},
                 # The raw poll, relative to the flood's start: [read start, read end, count, error log bytes].
                 reads=[[round(read[0] - start, 3), round(read[1] - start, 3)] + list(read[2:]) for read in poll["reads"]],
-                cpu_samples=[[round(sample[0] - start, 3), sample[1]] for sample in poll["cpu"]])
+                cpu_samples=[[round(sample[0] - start, 3)] + list(sample[1:]) for sample in poll["cpu"]])
 
 
 def summary(runs):
