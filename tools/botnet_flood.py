@@ -10,9 +10,12 @@ Sources are ranges START,COUNT[,STEP] (STEP: distance between two addresses, def
 10.128.0.1,10000,256 is 10.128.0.1, 10.128.1.1, ... (one address in each of 10,000 /24 networks).
 
 Two shapes of flood:
-  --burst N    every source opens one connection and sends N pipelined requests at once (above any
-               per-client rate); the starts of the sources are spread over --spread seconds. With
-               --rounds R a source opens up to R such connections one after the other, until one is
+  --burst N    every source sends N requests at once (above any per-client rate): pipelined on one
+               connection, or with --parallel on N connections opened together (NGINX answers the
+               pipelined ones one after the other, so while the first wait for the upstream the
+               client's limit_req bucket drains and fewer are rejected; parallel ones all meet the
+               limit within milliseconds). The starts of the sources are spread over --spread seconds.
+               With --rounds R a source sends up to R such bursts one after the other, until one is
                refused (a 4xx answer or no connection), as a bot keeps going until it is stopped.
   --every S    every source sends --requests requests, one connection each, S seconds apart (under the
                per-client rate); the sources' first requests are spread over S seconds.
@@ -122,7 +125,11 @@ async def flood_source(args, source, delay, gate, totals, deadline):
         if time.monotonic() >= deadline:
             return
         async with gate:
-            statuses = await exchange(args, source, count, totals, args.timeout)
+            if args.parallel and count > 1:
+                answers = await asyncio.gather(*(exchange(args, source, 1, totals, args.timeout) for _ in range(count)))
+                statuses = [status for answer in answers for status in answer]
+            else:
+                statuses = await exchange(args, source, count, totals, args.timeout)
         # --rounds: a source goes on until it is refused (a 4xx answer, or no connection: banned).
         if args.burst and any(status == "dropped" or status.startswith("4") for status in statuses):
             return
@@ -198,7 +205,9 @@ def parse_args(argv):
     parser.add_argument("--rounds", type=_bounded(int, 1, MAX_REQUESTS_PER_SOURCE), default=1,
                         help="with --burst: connections per source, one after the other, until one is refused")
     parser.add_argument("--spread", type=_bounded(float, 0.0, 60.0), default=1.0, help="seconds over which sources start (--burst)")
-    parser.add_argument("--concurrency", type=_bounded(int, 1, MAX_CONCURRENCY), default=200)
+    parser.add_argument("--parallel", action="store_true", help="with --burst: one connection per request, all at once")
+    parser.add_argument("--concurrency", type=_bounded(int, 1, MAX_CONCURRENCY), default=200,
+                        help="sources sending at once (with --parallel each holds --burst connections)")
     parser.add_argument("--timeout", type=_bounded(float, 0.1, 10.0), default=2.0)
     parser.add_argument("--duration", type=_bounded(float, 1.0, MAX_DURATION_SECONDS), required=True)
     parser.add_argument("--ip-batch", metavar="DEVICE",

@@ -299,6 +299,32 @@ def fail2ban_problems(settings):
     problems.extend(fail2ban_file_problems(settings.get("fail2ban_filters"), "fail2ban_filters", "filter"))
     problems.extend(fail2ban_file_problems(settings.get("fail2ban_actions"), "fail2ban_actions", "action"))
     problems.extend(_ban_backend_problems(settings))
+    problems.extend(_escalation_problems(settings))
+    return problems
+
+
+# Prefix escalation (fail2ban_escalation_*): variable -> (lowest, highest, what it is). The same bounds as the
+# action's own check in roles/fail2ban/files/action.d/floodguard_escalate.py, which runs on the host.
+ESCALATION_SETTINGS = (
+    ("fail2ban_escalation_threshold", 2, 1000000, "banned addresses of one prefix, e.g. 10"),
+    ("fail2ban_escalation_window", 1, 31536000, "seconds, e.g. 600"),
+    ("fail2ban_escalation_ipv4_prefix", 8, 31, "an IPv4 prefix length, e.g. 24"),
+    ("fail2ban_escalation_ipv6_prefix", 16, 127, "an IPv6 prefix length, e.g. 64"),
+)
+
+
+def _escalation_problems(settings):
+    """Prefix escalation: its switch, and its numbers when it is on."""
+    enabled = settings.get("fail2ban_escalation_enabled", False)
+    if not isinstance(enabled, bool):
+        return ["fail2ban_escalation_enabled is %r: give true or false." % (enabled,)]
+    problems = []
+    for variable, low, high, what in ESCALATION_SETTINGS if enabled else ():
+        value = settings.get(variable)
+        number = _whole_number(value)
+        if number is None or not low <= number <= high:
+            problems.append("%s is %s: give a whole number from %d to %d (%s), or set fail2ban_escalation_enabled: "
+                            "false." % (variable, json.dumps(value), low, high, what))
     return problems
 
 

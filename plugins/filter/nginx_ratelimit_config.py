@@ -31,6 +31,9 @@ UPSTREAM = re.compile(r"^((\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):([1-9][0-9]{0,4})|
 SERVER_NAME = re.compile(r"^[^;{}'\"\\#]+$")
 HEADER = re.compile(r"^([A-Za-z0-9][A-Za-z0-9-]*|proxy_protocol)$")
 SITE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+# nginx_ratelimit_ipv6_key_prefix: whole bytes of an IPv6 address (http.conf.j2 keys on the first bytes of
+# $binary_remote_addr), at most a /32.
+IPV6_KEY_PREFIXES = ("32", "40", "48", "56", "64", "128")
 # Variables that hold a header a client sends: a zone keyed on one is limited per forged value.
 FORGEABLE_KEYS = (
     "$http_x_forwarded_for", "$proxy_add_x_forwarded_for", "$http_x_real_ip", "$http_forwarded",
@@ -214,6 +217,9 @@ def _site_checks(settings):
     server_name = settings["nginx_ratelimit_server_name"]
     site_name = settings["nginx_ratelimit_site_name"]
     return (
+        ("nginx_ratelimit_ipv6_key_prefix", _text(settings["nginx_ratelimit_ipv6_key_prefix"]) in IPV6_KEY_PREFIXES,
+         "give 128 (each IPv6 address is one client) or 64 (each /64 is one client, so a client rotating through its "
+         "/64 shares one limit); 32, 40, 48 and 56 work too."),
         ("nginx_ratelimit_status", _status_ok(settings["nginx_ratelimit_status"]),
          "give an HTTP error status from 400 to 599, e.g. 429 (Too Many Requests) or 503."),
         ("nginx_ratelimit_upstream", _upstream_ok(settings["nginx_ratelimit_upstream"]),

@@ -161,6 +161,21 @@ class EscalateAction(ActionBase):
         with self._lock:
             self._counter = PrefixCounter(self._settings)
 
+    def clearAllParams(self):  # pylint: disable=invalid-name  # fail2ban's name
+        """fail2ban keeps an action over `fail2ban-client reload` only if it has this and reload(): without them it
+        removes the action from the jail at the first reload, and the jail stops escalating."""
+        return None
+
+    def reload(self, **options):
+        settings = self.settings_from(self._jail.name, options)
+        if settings == self._settings:
+            return
+        self._logSys.info("[%s] %s: applying changed options", self._jail.name, self._name)
+        with self._lock:
+            self._settings = settings
+            self._counter = PrefixCounter(settings)
+        self.start()
+
     def ban(self, aInfo):  # pylint: disable=invalid-name  # fail2ban's name
         if aInfo.get("restored"):
             return  # bans restored at start-up are old; a prefix ban is restored by itself

@@ -128,6 +128,8 @@ PROBLEMS = [
      "nginx_ratelimit_guard_connections is 8: give the requests the upstream takes at once"),
     ({"nginx_ratelimit_guard_known_rate": 0}, "nginx_ratelimit_guard_known_rate is 0: give a whole number"),
     ({"nginx_ratelimit_guard_known_connections": "many"}, 'nginx_ratelimit_guard_known_connections is "many"'),
+    ({"nginx_ratelimit_ipv6_key_prefix": 60}, "nginx_ratelimit_ipv6_key_prefix is 60: give 128 (each IPv6 address"),
+    ({"nginx_ratelimit_ipv6_key_prefix": "/64"}, 'nginx_ratelimit_ipv6_key_prefix is "/64": give 128'),
     ({"nginx_ratelimit_guard_retry_after": "1s"}, 'nginx_ratelimit_guard_retry_after is "1s": give whole seconds'),
     ({"nginx_ratelimit_guard_error_log": "/var/log/nginx/error.log"},
      'nginx_ratelimit_guard_error_log is "/var/log/nginx/error.log": give an absolute file path without spaces other than'),
@@ -197,3 +199,8 @@ def test_zone_bytes():
 def test_guard_settings_are_checked_only_when_the_guard_runs_in_the_role_site():
     assert nginx_ratelimit_problems(settings(nginx_ratelimit_guard_enabled=False, nginx_ratelimit_guard_rate="x")) == []
     assert nginx_ratelimit_problems(settings(nginx_ratelimit_site_enabled=False, nginx_ratelimit_guard_rate="x")) == []
+
+
+@pytest.mark.parametrize("prefix", [32, "48", 64, " 128 "])
+def test_ipv6_key_prefixes_of_whole_bytes_are_accepted(prefix):
+    assert nginx_ratelimit_problems(settings(nginx_ratelimit_ipv6_key_prefix=prefix)) == []

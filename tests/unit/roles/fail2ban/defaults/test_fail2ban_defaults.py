@@ -118,6 +118,13 @@ def test_jail_names_are_unique_including_the_manual_jail():
         ({"fail2ban_ban_backends": []}, "fail2ban_ban_backends is []: give"),
         ({"fail2ban_ban_backends": "nginx"}, 'fail2ban_ban_backends is "nginx": give'),
         ({"fail2ban_wafv2_enabled": True}, "fail2ban_wafv2_enabled is true but fail2ban_wafv2_ip_sets is empty"),
+        ({"fail2ban_escalation_enabled": "on"}, "fail2ban_escalation_enabled is 'on': give true or false"),
+        ({"fail2ban_escalation_threshold": 1}, "fail2ban_escalation_threshold is 1: give a whole number from 2 to 1000000"),
+        ({"fail2ban_escalation_threshold": "ten"}, 'fail2ban_escalation_threshold is "ten": give a whole number'),
+        ({"fail2ban_escalation_window": 0}, "fail2ban_escalation_window is 0: give a whole number from 1 to 31536000"),
+        ({"fail2ban_escalation_ipv4_prefix": 32}, "fail2ban_escalation_ipv4_prefix is 32: give a whole number from 8 to 31"),
+        ({"fail2ban_escalation_ipv6_prefix": 128}, "fail2ban_escalation_ipv6_prefix is 128: give a whole number from 16 to 127"),
+        ({"fail2ban_escalation_ipv6_prefix": True}, "fail2ban_escalation_ipv6_prefix is true: give a whole number"),
     ],
 )
 def test_bad_settings_are_named_with_the_fix(changes, fragment):
@@ -126,8 +133,18 @@ def test_bad_settings_are_named_with_the_fix(changes, fragment):
     assert fragment in problems[0]
 
 
+def test_escalation_numbers_are_not_checked_when_it_is_off():
+    assert f2b.fail2ban_problems(with_changes(fail2ban_escalation_enabled=False, fail2ban_escalation_threshold=0)) == []
+
+
+def test_escalation_problems_come_with_the_others():
+    problems = f2b.fail2ban_problems(with_changes(fail2ban_blocktype="DROP", fail2ban_escalation_window="-5"))
+    assert [problem.split(" is ")[0] for problem in problems] == ["fail2ban_blocktype", "fail2ban_escalation_window"]
+
+
 def test_settings_from_the_command_line_are_accepted():
     # -e gives strings.
+    assert f2b.fail2ban_problems(with_changes(fail2ban_escalation_threshold="5", fail2ban_escalation_ipv6_prefix="56")) == []
     assert f2b.fail2ban_problems(with_changes(fail2ban_recidive_enabled=True, fail2ban_recidive_maxretry="3")) == []
     assert f2b.fail2ban_problems(with_changes(fail2ban_jails=[dict(DEFAULT_JAIL, maxretry="2", bantime="-1")])) == []
 

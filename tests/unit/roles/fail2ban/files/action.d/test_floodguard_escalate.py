@@ -123,3 +123,24 @@ def test_expired_prefixes_are_swept(monkeypatch):
 def test_bad_options_name_the_option(options, message):
     with pytest.raises(escalate.EscalateConfigError, match=message):
         action(**options)
+
+
+def test_the_action_survives_a_reload_of_fail2ban_and_takes_changed_options():
+    act, jail = action(threshold="3")
+    # fail2ban's Actions.add keeps an existing action over a reload only with both methods.
+    assert callable(act.clearAllParams) and callable(act.reload)
+    for host in (1, 2):
+        act.ban({"ip": "203.0.113.%d" % host})
+    act.reload(threshold="3", window="600", ipv4prefix="24", ipv6prefix="64", allowlist="")
+    act.ban({"ip": "203.0.113.3"})  # same options: the counts are kept
+    assert jail.actions.banned == ["203.0.113.0/24"]
+    act.reload(threshold="2", allowlist="203.0.113.200")
+    assert act._settings.threshold == 2
+    assert any(str(network) == "203.0.113.200/32" for network in act._protected)
+
+
+def test_a_reload_with_a_bad_option_raises_and_keeps_the_old_ones():
+    act, _jail = action(threshold="3")
+    with pytest.raises(escalate.EscalateConfigError):
+        act.reload(threshold="1")
+    assert act._settings.threshold == 3
