@@ -4,7 +4,8 @@
 
 The attacker sends from addresses added to its loopback (one in each /24 of 10.128.0.0/9, so that no
 prefix escalation can help; the web host routes them back to it), every address above the per-client
-rate (tools/botnet_flood.py --burst). Per run, with a fresh ban daemon (host.reset()):
+rate (tools/botnet_flood.py --burst --parallel), bursting again until banned or refused often enough for
+every system's detection (SETTINGS["flood"]). Per run, with a fresh ban daemon (host.reset()):
   banned     from the flood's start (the attacker's clock, the same kernel clock as the web host's) until
              a read of the firewall that holds 99 % of the addresses has *finished*; the uncertainty is
              that read's end minus the previous read's start (probe.py's count, as scale.py reads it)
@@ -48,12 +49,14 @@ SETTINGS = {
     "first_address": "10.128.0.1", "step": 256, "route": "10.128.0.0/9",
     # Each address: one connection with 8 pipelined requests (5r/s burst 5 lets 6 through: 2 rejections,
     # the jail's maxretry); the sources start over spread_s.
-    # An address whose connection failed under the load (no answer in timeout_s, or 5xx only) tries again, up
-    # to `rounds` connections, until it is refused (tools/botnet_flood.py --rounds).
+    # An address whose burst failed under the load (no answer in timeout_s, or 5xx only) tries again, up to
+    # `rounds` bursts (tools/botnet_flood.py --rounds).
     # --parallel: the 8 on 8 connections at once (pipelined ones are answered at the upstream's pace and
     # then stay under the rate). Sources sending at once: `concurrency` (each holds `burst` connections).
-    "flood": {"burst": 8, "parallel": True, "rounds": 10, "spread_s": 1.0, "concurrency": 250, "timeout_s": 2.0,
-              "duration_s": 40.0},
+    # A source stops once it got no connection (banned) or was refused in until_refused bursts: 3 x 2
+    # rejection lines, enough for fail2ban's maxretry 2 and for CrowdSec's nginx-req-limit-exceeded bucket.
+    "flood": {"burst": 8, "parallel": True, "rounds": 10, "until_refused": 3, "spread_s": 1.0, "concurrency": 250,
+              "timeout_s": 1.0, "duration_s": 40.0},
     # Debian's nginx.conf (not the role's) holds 768 connections per worker with systemd's 1,024 open files:
     # a 10,000-address flood fails on them before any limit acts (as molecule/botnet/prepare.yml sizes it).
     "nginx_worker_connections": 8192, "nginx_worker_rlimit_nofile": 32768,
@@ -342,7 +345,8 @@ def run_once(host, size, cap, error_log):
     time.sleep(legit_cfg["lead_s"])
     attack = _popen(host, "attacker", ["python3", REMOTE_TOOL, WEB, "--sources",
                                        flood_addresses(SETTINGS["first_address"], size, SETTINGS["step"]),
-                                       "--burst", flood_cfg["burst"], "--rounds", flood_cfg["rounds"]]
+                                       "--burst", flood_cfg["burst"], "--rounds", flood_cfg["rounds"],
+                                       "--until-refused", flood_cfg["until_refused"]]
                                       + (["--parallel"] if flood_cfg["parallel"] else []) + [
                                        "--spread", flood_cfg["spread_s"],
                                        "--concurrency", flood_cfg["concurrency"], "--timeout", flood_cfg["timeout_s"],
@@ -487,15 +491,17 @@ def section(results):
     cap = next((entry["cap_per_second"] for entry in botnet.values() if entry.get("cap_per_second")), None)
     rate = next((entry["guard_rate"] for entry in botnet.values() if entry.get("guard_rate")), None)
     lines = ["## Botnet floods", "",
-             "Each attacking address (one per /24 of %s, on the attacker's loopback) opens one connection with %d "
-             "pipelined requests, above the per-client rate; the sources start within %.0f s. Times run from the "
+             "Each attacking address (one per /24 of %s, on the attacker's loopback) sends %d requests at once on as "
+             "many connections, above the per-client rate, and again (up to %d bursts) until it gets no connection or "
+             "was refused in %d bursts; the sources start within %.0f s. Times run from the "
              "flood's start until a read of the firewall that holds 99 %% of the addresses has finished (read ≤: "
              "that read's end minus the previous read's start). The legitimate client (the client container, from "
              "an address that is not allowlisted, %.0f requests/s) counts its 2xx from the flood's start until the "
              "99 %% point. The upstream's rate is what gunicorn logged per second; the guard's cap is %s requests/s "
              "(%s in any one second with its burst). CPU: fail2ban-server with its children, or CrowdSec's agent "
              "and bouncer. The original recipe runs without guard and escalation." % (
-                 SETTINGS["route"], SETTINGS["flood"]["burst"], SETTINGS["flood"]["spread_s"],
+                 SETTINGS["route"], SETTINGS["flood"]["burst"], SETTINGS["flood"]["rounds"],
+                 SETTINGS["flood"]["until_refused"], SETTINGS["flood"]["spread_s"],
                  1.0 / SETTINGS["legit"]["interval_s"], rate, cap), "",
              "| figure | %s |" % " | ".join(labels.get(s, s) for s in systems),
              "| --- |%s" % " ---: |" * len(systems)]

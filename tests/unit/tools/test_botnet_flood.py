@@ -51,3 +51,17 @@ def test_a_source_stops_once_it_is_refused():
 def test_without_rounds_a_source_sends_its_burst_once():
     _report, connections = flood_against(503, ["--sources", "127.0.0.1,1", "--burst", "2", "--parallel"])
     assert connections == 2
+
+
+def test_a_source_goes_on_until_refused_the_given_number_of_times():
+    _report, connections = flood_against(429, ["--sources", "127.0.0.1,1", "--burst", "2", "--parallel", "--rounds", "5",
+                                               "--until-refused", "3"])
+    assert connections == 2 * 3
+
+
+def test_a_source_stops_at_the_first_burst_without_a_connection():
+    # A port nothing listens on: the connection is refused, as a firewall ban that rejects.
+    args = botnet_flood.parse_args(["127.0.0.1", "--port", "9", "--duration", "5", "--timeout", "1", "--spread", "0",
+                                    "--sources", "127.0.0.1,1", "--burst", "2", "--rounds", "5", "--until-refused", "3"])
+    report = asyncio.run(botnet_flood.run(args))
+    assert report["statuses"] == {"dropped": 2}
