@@ -285,15 +285,20 @@ def summary(runs):
 # ---- on the testbed -------------------------------------------------------------------------------------
 
 def _popen(host, name, argv, stdin=None):
-    return subprocess.Popen(["docker", "exec", "-i", host.container(name)] + [str(item) for item in argv],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            universal_newlines=True), stdin
+    """A command started on a host now; its script (stdin) written and closed at once, so that it runs while
+    the caller goes on (communicate() would only send it when the caller waits for the end)."""
+    process = subprocess.Popen(["docker", "exec", "-i", host.container(name)] + [str(item) for item in argv],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               universal_newlines=True)
+    process.stdin.write(stdin or "")
+    process.stdin.close()
+    process.stdin = None  # written: communicate() only reads
+    return process
 
 
-def _finish(started, timeout, what):
-    process, stdin = started
+def _finish(process, timeout, what):
     try:
-        out, err = process.communicate(stdin, timeout=timeout)
+        out, err = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         process.kill()
         process.communicate()
