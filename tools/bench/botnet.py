@@ -509,7 +509,7 @@ def section(results):
                  SETTINGS["flood"]["until_refused"], SETTINGS["flood"]["spread_s"],
                  1.0 / SETTINGS["legit"]["interval_s"], rate, cap), "",
              "| figure | %s |" % " | ".join(labels.get(s, s) for s in systems),
-             "| --- |%s" % " ---: |" * len(systems)]
+             "| --- |" + " ---: |" * len(systems)]
     for name, cells in rows:
         lines.append("| %s | %s |" % (name, " | ".join(str(cell) for cell in cells)))
     lines += [""] + goal_lines(botnet, results.get("settings", {}).get("ours", "floodguard")) + [""]

@@ -152,6 +152,7 @@ def test_the_section_shows_the_systems_side_by_side_and_judges_the_goals():
     recipe = [flood_run(10000, seconds, 0.5, 900) for seconds in (12.0, 14.0, 13.0)]
     text = "\n".join(botnet.section(results_of({"floodguard": (True, ours), "fail2ban-iptables": (False, recipe)})))
     assert "| figure | floodguard (defaults) | fail2ban, iptables-multiport (original recipe) |" in text
+    assert "\n| --- | ---: | ---: |\n" in text
     assert "| upstream guard / prefix escalation | on / on | off / off |" in text
     assert "4.00 s (3.00 s–4.50 s, 3 runs; read ≤ 0.60 s)" in text
     assert "13.00 s (12.00 s–14.00 s, 3 runs" in text
