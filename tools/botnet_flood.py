@@ -15,6 +15,8 @@ Two shapes of flood:
                pipelined ones one after the other, so while the first wait for the upstream the
                client's limit_req bucket drains and fewer are rejected; parallel ones all meet the
                limit within milliseconds). The starts of the sources are spread over --spread seconds.
+               With --rounds R a source sends up to R such bursts one after the other, until it gets
+               no connection (banned) or --until-refused of them were refused (4xx answers).
   --every S    every source sends --requests requests, one connection each, S seconds apart (under the
                per-client rate); the sources' first requests are spread over S seconds.
 --ip-batch DEVICE prints the `ip -batch` lines that add the sources to DEVICE, and exits.
@@ -112,10 +114,11 @@ async def exchange(args, source, count, totals, timeout):
 async def flood_source(args, source, delay, gate, totals, deadline):
     await asyncio.sleep(delay)
     if args.burst:
-        shots = [(0.0, args.burst)]
+        shots = [(0.0, args.burst)] * args.rounds
     else:
         shots = [(index * args.every, 1) for index in range(args.requests)]
     base = time.monotonic()
+    refused = 0
     for offset, count in shots:
         wait = base + offset - time.monotonic()
         if wait > 0:
@@ -124,9 +127,17 @@ async def flood_source(args, source, delay, gate, totals, deadline):
             return
         async with gate:
             if args.parallel and count > 1:
-                await asyncio.gather(*(exchange(args, source, 1, totals, args.timeout) for _request in range(count)))
+                answers = await asyncio.gather(*(exchange(args, source, 1, totals, args.timeout) for _ in range(count)))
+                statuses = [status for answer in answers for status in answer]
             else:
-                await exchange(args, source, count, totals, args.timeout)
+                statuses = await exchange(args, source, count, totals, args.timeout)
+        # --rounds: a source goes on until it gets no connection (banned) or was refused (4xx) in
+        # --until-refused rounds.
+        if args.burst and "dropped" in statuses:
+            return
+        refused += any(status.startswith("4") for status in statuses)
+        if args.burst and refused >= args.until_refused:
+            return
 
 
 async def legit_client(args, start_wall, deadline, record):
@@ -196,6 +207,10 @@ def parse_args(argv):
     shape.add_argument("--burst", type=_bounded(int, 1, MAX_REQUESTS_PER_SOURCE), help="pipelined requests per source")
     shape.add_argument("--every", type=_bounded(float, 0.05, 60.0), help="seconds between a source's requests")
     parser.add_argument("--requests", type=_bounded(int, 1, MAX_REQUESTS_PER_SOURCE), default=1, help="requests per source with --every")
+    parser.add_argument("--rounds", type=_bounded(int, 1, MAX_REQUESTS_PER_SOURCE), default=1,
+                        help="with --burst: bursts per source, one after the other, until it is refused")
+    parser.add_argument("--until-refused", type=_bounded(int, 1, MAX_REQUESTS_PER_SOURCE), default=1,
+                        help="with --rounds: bursts refused (4xx) after which a source stops (default 1)")
     parser.add_argument("--spread", type=_bounded(float, 0.0, 60.0), default=1.0, help="seconds over which sources start (--burst)")
     parser.add_argument("--parallel", action="store_true", help="with --burst: one connection per request, all at once")
     parser.add_argument("--concurrency", type=_bounded(int, 1, MAX_CONCURRENCY), default=200,

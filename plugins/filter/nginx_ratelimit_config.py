@@ -238,7 +238,7 @@ def _site_checks(settings):
          "give the connections per NGINX worker, 0 (leave nginx.conf's value) or %d to %d, e.g. 8192." % WORKER_CONNECTIONS),
         ("nginx_ratelimit_worker_rlimit_nofile", _rlimit_ok(settings),
          "give the open files per NGINX worker, 0 (leave it to systemd's 1024) or at least twice "
-         "nginx_ratelimit_worker_connections (a proxied request holds two files) and at most %d, e.g. 32768." % MAX_OPEN_FILES),
+         "nginx_ratelimit_worker_connections (a proxied request holds two files) and at most %d, e.g. 16384." % MAX_OPEN_FILES),
         ("nginx_ratelimit_status", _status_ok(settings["nginx_ratelimit_status"]),
          "give an HTTP error status from 400 to 599, e.g. 429 (Too Many Requests) or 503."),
         ("nginx_ratelimit_upstream", _upstream_ok(settings["nginx_ratelimit_upstream"]),

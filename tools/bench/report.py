@@ -11,6 +11,7 @@ import json
 import os
 import sys
 
+import botnet
 import detection
 import heal
 import lb
@@ -532,7 +533,7 @@ def running_time_section(results):
 
 # A phase module hooks its report in here: its section(results) -> Markdown lines (see run.py).
 SECTIONS = [title, lead_section, header, goals_section, latency_section, timeline_paragraph, scale_section,
-            restore_section, perpacket_section, memory_section, heal.section, detection.section,
+            restore_section, perpacket_section, memory_section, heal.section, detection.section, botnet.section,
             operator_path.section, lb.report_section,
             sync.report_section, waf.section, closing_section,
             method_section, running_time_section]

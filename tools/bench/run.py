@@ -26,6 +26,7 @@ import signal
 import sys
 import time
 
+import botnet
 import detection
 import heal
 import latency
@@ -43,7 +44,7 @@ from host import REPO, Host, log
 
 PHASE_MODULES = {"latency": latency, "timeline": timeline, "operator": operator_path, "scale": scale,
                  "perpacket": perpacket,
-                 "heal": heal, "detection": detection, "lb": lb, "sync": sync, "waf": waf}
+                 "heal": heal, "detection": detection, "botnet": botnet, "lb": lb, "sync": sync, "waf": waf}
 # Phases run() does not drive through the generic loop (scale and perpacket share their bans).
 BUILT_IN = ("scale", "perpacket")
 # Phases with hosts of their own (lb.py, sync.py) or of no system (waf.py, the edge): once, after the

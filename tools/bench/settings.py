@@ -45,7 +45,7 @@ DEFAULT_SYSTEMS = [name for name, system in SYSTEMS.items() if system.get("defau
 ACTION_SYSTEMS = {"nftables": "floodguard", "iptables-multiport": "fail2ban-iptables"}
 # The system the others are compared with (the ratio column of the report).
 OURS = "floodguard"
-PHASES = ("latency", "timeline", "operator", "scale", "perpacket", "heal", "detection", "lb", "sync", "waf")
+PHASES = ("latency", "timeline", "operator", "scale", "perpacket", "heal", "detection", "botnet", "lb", "sync", "waf")
 # Raised goals of the default setup (issue 14); judged in the report, never in a timed test.
 GOALS = {
     "latency_p95_s": 0.1,
@@ -90,6 +90,8 @@ HELP = """Phases, per system (--systems; each a re-configuration of the same web
                100,000), the watch's idle CPU
   detection    (fail2ban systems) rejection lines per second fail2ban parses, per filter variant, at once
                and steady with a lag under 1 s (tools/bench/detection.py)
+  botnet       1,000 and 10,000 attacking addresses above the rate: seconds to 99 % banned, the legitimate
+               client's 2xx, the upstream's peak rate against the guard's cap, CPU, detection (tools/bench/botnet.py)
   waf          (once) the AWS edge against moto: local ban to the IP set, API calls of 10,000 bans
 
 Every measurement is bounded in time (--cap): a run that does not finish records how far it got. The

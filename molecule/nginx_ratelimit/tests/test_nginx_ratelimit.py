@@ -158,7 +158,7 @@ def test_workers_have_room_for_a_botnet(web):
     assert workers
     for pid in workers:
         limits = web.check_output("grep 'Max open files' /proc/%s/limits", pid).split()
-        assert limits[3:5] == ["32768", "32768"], limits
+        assert limits[3:5] == ["16384", "16384"], limits
 
 
 def test_allowlisted_client_is_never_limited(web, office, web_ip, office_ip):

@@ -67,7 +67,7 @@ def directives(text):
 
 
 def test_limits_conf_raises_the_workers_open_files_by_default():
-    assert directives(render("limits.conf.j2")) == ["worker_rlimit_nofile 32768;"]
+    assert directives(render("limits.conf.j2")) == ["worker_rlimit_nofile 16384;"]
 
 
 def test_limits_conf_holds_no_directive_at_zero():
