@@ -127,7 +127,7 @@ async def flood_source(args, source, delay, gate, totals, deadline):
             return
         async with gate:
             if args.parallel and count > 1:
-                answers = await asyncio.gather(*(exchange(args, source, 1, totals, args.timeout) for _ in range(count)))
+                answers = await asyncio.gather(*(exchange(args, source, 1, totals, args.timeout) for _request in range(count)))
                 statuses = [status for answer in answers for status in answer]
             else:
                 statuses = await exchange(args, source, count, totals, args.timeout)

@@ -341,14 +341,11 @@ def run_once(host, size, cap, error_log):
                                     legit_cfg["interval_s"], "--legit-after", min(60, legit_s), "--duration", legit_s,
                                     "--timeout", flood_cfg["timeout_s"]])
     time.sleep(legit_cfg["lead_s"])
-    attack = _popen(host, "attacker", ["python3", REMOTE_TOOL, WEB, "--sources",
-                                       flood_addresses(SETTINGS["first_address"], size, SETTINGS["step"]),
-                                       "--burst", flood_cfg["burst"], "--rounds", flood_cfg["rounds"],
-                                       "--until-refused", flood_cfg["until_refused"]]
-                                      + (["--parallel"] if flood_cfg["parallel"] else []) + [
-                                       "--spread", flood_cfg["spread_s"],
-                                       "--concurrency", flood_cfg["concurrency"], "--timeout", flood_cfg["timeout_s"],
-                                       "--duration", flood_cfg["duration_s"]])
+    flood_argv = ["python3", REMOTE_TOOL, WEB, "--sources", flood_addresses(SETTINGS["first_address"], size, SETTINGS["step"]),
+                  "--burst", flood_cfg["burst"], "--rounds", flood_cfg["rounds"], "--until-refused", flood_cfg["until_refused"],
+                  "--spread", flood_cfg["spread_s"], "--concurrency", flood_cfg["concurrency"],
+                  "--timeout", flood_cfg["timeout_s"], "--duration", flood_cfg["duration_s"]]
+    attack = _popen(host, "attacker", flood_argv + (["--parallel"] if flood_cfg["parallel"] else []))
     bound = flood_cfg["duration_s"] + 60
     flood = _finish(attack, bound, "the flood on the attacker")
     poll = _finish(poller, bound, "the poll on the web host")
@@ -390,7 +387,7 @@ def measured(host, sizes, runs, cap, error_log):
     """{size: {"summary", "runs"}} of `runs` floods per size."""
     done = {}
     for size in sizes:
-        floods = [run_once(host, size, cap, error_log) for _ in range(runs)]
+        floods = [run_once(host, size, cap, error_log) for _run in range(runs)]
         done[str(size)] = {"summary": summary(floods), "runs": floods}
     return done
 
@@ -483,8 +480,8 @@ def section(results):
         rows.append(("%s: its 2xx during the flood (median; lowest)" % tag,
                      [_cell(known.get(s), lambda e: None if e["legit_share_median"] is None else "%s; %s" % (
                          percent(e["legit_share_median"]), percent(e["legit_share_min"]))) for s in systems]))
-        rows.append(("%s: upstream's peak requests/s (highest run; cap %s)" % (tag, next(
-            botnet[s]["known_client_cap_per_second"] for s in known)),
+        known_cap = next(botnet[s]["known_client_cap_per_second"] for s in known)
+        rows.append(("%s: upstream's peak requests/s (highest run; cap %s)" % (tag, known_cap),
                      [_cell(known.get(s), lambda e: e["upstream_peak_rps_max"]) for s in systems]))
     cap = next((entry["cap_per_second"] for entry in botnet.values() if entry.get("cap_per_second")), None)
     rate = next((entry["guard_rate"] for entry in botnet.values() if entry.get("guard_rate")), None)
