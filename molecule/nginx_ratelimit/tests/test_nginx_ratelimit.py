@@ -154,7 +154,8 @@ def test_workers_have_room_for_a_botnet(web):
     # Debian's 768 connections per worker and systemd's 1,024 open files, raised (role defaults).
     assert re.search(r"(?m)^\s*worker_connections 8192;$", web.file("/etc/nginx/nginx.conf").content_string)
     assert web.check_output("grep -c worker_connections /etc/nginx/nginx.conf") == "1"
-    workers = web.check_output("pgrep -f 'nginx: worker process'").split()
+    # The master's children (pgrep -f would also match the shell that runs it).
+    workers = web.check_output("ps -o pid= --ppid $(cat /run/nginx.pid)").split()
     assert workers
     for pid in workers:
         limits = web.check_output("grep 'Max open files' /proc/%s/limits", pid).split()
