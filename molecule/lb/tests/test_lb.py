@@ -169,3 +169,23 @@ def test_ban_and_unban_playbooks_act_on_every_host(hosts, attackers):
         assert spare not in banned(hosts[role], "manual")
         result = probe(hosts["attacker"], url(hosts, LB_PORT[role]), [spare], requests=1)[spare]
         assert result["served"] == 1, (role, result)
+
+
+def test_ten_bans_of_one_24_ban_the_prefix_inside_nginx(hosts):
+    # Prefix escalation (fail2ban_escalation_*, K = 10) with NGINX as the ban back end: the /24 is banned
+    # through the jail, NGINX holds it, and a new address of it is refused through the LB at once.
+    web1, attacker, lb = hosts["web1"], hosts["attacker"], hosts["lb"]
+    banned_ones = ["203.0.113.%d" % index for index in range(1, 11)]
+    newcomer = "203.0.113.99"
+    attacker.check_output("ip addr replace %s/32 dev lo", newcomer)
+    lb.check_output("ip route replace 203.0.113.0/24 via %s", main_address(attacker))
+    try:
+        web1.check_output("fail2ban-client set %s banip %s", JAIL, " ".join(banned_ones))
+        wait_until("the /24 banned by escalation", lambda: "203.0.113.0/24" in banned(web1))
+        wait_until("the /24 held by NGINX", lambda: element("203.0.113.0/24") in nginx_bans(web1))
+        result = probe(attacker, url(hosts, LB_PORT["web1"]), [newcomer], requests=1)[newcomer]
+        assert result["served"] == 0 and result["statuses"].get("403") == 1, result
+    finally:
+        web1.run("fail2ban-client set %s unbanip 203.0.113.0/24 %s", JAIL, " ".join(banned_ones))
+        lb.run("ip route del 203.0.113.0/24")
+        attacker.run("ip addr del %s/32 dev lo", newcomer)
