@@ -26,8 +26,10 @@ ENFORCING_ACTION = {NFT_JAIL: "floodguard_nftables", IPT_JAIL: "floodguard_watch
 # Documentation addresses (RFC 2544 benchmark range): ban list entries only, no traffic goes to them.
 BULK = {
     NFT_JAIL: ["198.18.%d.%d" % (i // 200, i % 200 + 1) for i in range(2000)],
-    IPT_JAIL: ["198.19.0.%d" % i for i in range(1, 101)],
-    NGINX_JAIL: ["198.19.1.%d" % i for i in range(1, 201)],
+    # Fewer than fail2ban_escalation_threshold (10) per /24 in these jails of fail2ban_jails: prefix
+    # escalation stays out of the counts.
+    IPT_JAIL: ["198.19.%d.1" % i for i in range(100)],
+    NGINX_JAIL: ["198.19.%d.%d" % (100 + i // 2, i % 2 + 1) for i in range(200)],
 }
 # Seconds within which a fault must be healed: the watch reacts in a fraction of a second, the NGINX
 # count check within its checkinterval (5 s).
