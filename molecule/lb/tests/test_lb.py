@@ -180,12 +180,13 @@ def test_ten_bans_of_one_24_ban_the_prefix_inside_nginx(hosts):
     attacker.check_output("ip addr replace %s/32 dev lo", newcomer)
     lb.check_output("ip route replace 203.0.113.0/24 via %s", main_address(attacker))
     try:
-        web1.check_output("fail2ban-client set %s banip %s", JAIL, " ".join(banned_ones))
+        # One argument per address (testinfra would quote a joined string as one).
+        web1.check_output("fail2ban-client set %s banip %s" % (JAIL, " ".join(banned_ones)))
         wait_until("the /24 banned by escalation", lambda: "203.0.113.0/24" in banned(web1))
         wait_until("the /24 held by NGINX", lambda: element("203.0.113.0/24") in nginx_bans(web1))
         result = probe(attacker, url(hosts, LB_PORT["web1"]), [newcomer], requests=1)[newcomer]
         assert result["served"] == 0 and result["statuses"].get("403") == 1, result
     finally:
-        web1.run("fail2ban-client set %s unbanip 203.0.113.0/24 %s", JAIL, " ".join(banned_ones))
+        web1.run("fail2ban-client set %s unbanip 203.0.113.0/24 %s" % (JAIL, " ".join(banned_ones)))
         lb.run("ip route del 203.0.113.0/24")
         attacker.run("ip addr del %s/32 dev lo", newcomer)
