@@ -19,7 +19,6 @@ addresses) or one of this host's addresses is never banned. The action itself bl
 import importlib.util
 import ipaddress
 import os
-import re
 import sys
 import threading
 import time
@@ -38,16 +37,6 @@ SWEEP_EVERY = 1000
 
 class EscalateConfigError(batching.ConfigError):
     """An option of the action is invalid."""
-
-
-def parse_allowlist(value):
-    networks = []
-    for word in (word for word in re.split(r"[\s,]+", str(value).strip()) if word):
-        try:
-            networks.append(ipaddress.ip_network(word, strict=False))
-        except ValueError:
-            raise EscalateConfigError("allowlist: %r is not an IP address or network (names are not resolved here)" % word) from None
-    return networks
 
 
 def _whole_number(option, value, low, high):
@@ -69,7 +58,7 @@ class Settings(batching.ActionSettings):
         self.threshold = _whole_number("threshold", threshold, 2, 1000000)
         self.window = _whole_number("window", window, 1, 31536000)
         self.prefix = {4: _whole_number("ipv4prefix", ipv4prefix, 8, 31), 6: _whole_number("ipv6prefix", ipv6prefix, 16, 127)}
-        self.allowlist = parse_allowlist(allowlist)
+        self.allowlist = batching.parse_allowlist(allowlist, EscalateConfigError)
 
     def summary(self):
         """One line for floodguard_check.py."""
