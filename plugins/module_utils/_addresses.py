@@ -133,6 +133,9 @@ def address_span(text):
     Integers, computed once per address, because 100,000 addresses are compared against every
     allowlist entry and sorted, and parsing them is the slow part.
     """
+    if CANONICAL_IPV4.match(text):
+        value = int.from_bytes(socket.inet_aton(text), "big")
+        return 4, value, value
     try:
         if "/" in text:
             network = ipaddress.ip_network(text, strict=False)

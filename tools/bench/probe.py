@@ -7,7 +7,8 @@
   probe.py wait    BACKEND NETWORK COUNT LIMIT_S
                                               polls until the firewall drops COUNT of them (JSON)
   probe.py restart BACKEND NETWORK COUNT LIMIT_S [UNIT...]
-                                              `systemctl restart UNIT...` (fail2ban), then waits as `wait`
+                                              `systemctl restart UNIT...` (fail2ban), waiting meanwhile as
+                                              `wait` does for sets made after the restart began
   probe.py memory  [UNIT...]                  resident memory of the units (fail2ban), NGINX's zones (JSON)
   probe.py fill    BACKEND NETWORK COUNT [TARGET_JSON]
                                               tops the firewall up to COUNT addresses of NETWORK, in the
@@ -24,35 +25,49 @@ DROP/REJECT rule of a chain INPUT reaches. Set elements may be ranges or prefixe
 """
 
 import ipaddress
-import itertools
 import json
 import re
+import socket
+import struct
 import subprocess
 import sys
+import threading
 import time
 
 ADDRESS = r"\d{1,3}(?:\.\d{1,3}){3}"
 ELEMENT = re.compile(r"(%s)(?:-(%s)|/(\d{1,2}))?" % (ADDRESS, ADDRESS))
+HANDLE = re.compile(r"# handle (\d+)")
 ENV = {"LC_ALL": "C", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
 
 
 def ruleset(backend):
-    argv = ["nft", "list", "ruleset"] if backend == "nftables" else ["iptables-save", "-t", "filter"]
+    # -a: with handles, which tell a set made after a restart from the one it replaced.
+    argv = ["nft", "-a", "list", "ruleset"] if backend == "nftables" else ["iptables-save", "-t", "filter"]
     # stderr: nft warns about tables that iptables-nft manages (Docker's DNS rules); not our business.
     return subprocess.run(argv, check=True, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                           universal_newlines=True, env=ENV).stdout
 
 
+def handle_of(line):
+    """The handle that `nft -a` prints at the end of a line ('table inet t { # handle 7'), else None."""
+    match = HANDLE.search(line)
+    return int(match.group(1)) if match else None
+
+
 def nft_tables(text):
-    """{(family, table): {"sets": {name: [lines]}, "chains": {name: [lines]}}} from `nft list ruleset` text."""
+    """{(family, table): {"sets": {name: [lines]}, "chains": {name: [lines]}, "handles": {...}}} from `nft
+    [-a] list ruleset` text; "handles" holds the table's handle (key None) and its sets' (key: name)."""
     tables, table, block, depth = {}, None, None, 0
     for line in text.splitlines():
         words = line.split()
         if depth == 0 and words[:1] == ["table"] and len(words) >= 3:
-            table = tables.setdefault((words[1], words[2]), {"sets": {}, "chains": {}})
+            table = tables.setdefault((words[1], words[2]), {"sets": {}, "chains": {}, "handles": {}})
+            table["handles"][None] = handle_of(line)
         elif depth == 1 and table is not None and words[:1] in (["set"], ["map"], ["chain"]) and len(words) >= 2:
             kind = "chains" if words[0] == "chain" else "sets"
             block = table[kind].setdefault(words[1], [])
+            if kind == "sets":
+                table["handles"][words[1]] = handle_of(line)
         elif block is not None and depth >= 2:
             block.append(line.strip())
         depth += line.count("{") - line.count("}")
@@ -89,11 +104,16 @@ def blocking_sets(table):
     return used
 
 
+def ipv4_int(text):
+    """An IPv4 address as nft prints it, as an integer (without ipaddress: 100,000 per read)."""
+    return struct.unpack("!I", socket.inet_aton(text))[0]
+
+
 def span(match):
     """(first, last) address of an ELEMENT match as integers: an address, a range or a prefix."""
-    first = int(ipaddress.IPv4Address(match.group(1)))
+    first = ipv4_int(match.group(1))
     if match.group(2):
-        return first, int(ipaddress.IPv4Address(match.group(2)))
+        return first, ipv4_int(match.group(2))
     if match.group(3):
         return first, first + 2 ** (32 - int(match.group(3))) - 1
     return first, first
@@ -109,12 +129,28 @@ def addresses_in(text, network):
     return total
 
 
-def nft_count(text, network):
-    """(addresses of `network` in sets that a hooked chain blocks with, those in sets that none uses)."""
+def set_identity(family, table_name, table, set_name):
+    """What tells a set from one of the same name made later: the kernel gives a new table and a new set a
+    handle never used before in their netns and table (a set deleted and made again gets a new one)."""
+    return (family, table_name, table["handles"].get(None), set_name, table["handles"].get(set_name))
+
+
+def nft_sets(text):
+    """The identities (set_identity) of every set in `nft -a list ruleset` text."""
+    return frozenset(set_identity(family, name, table, set_name)
+                     for (family, name), table in nft_tables(text).items() for set_name in table["sets"])
+
+
+def nft_count(text, network, stale=frozenset()):
+    """(addresses of `network` in sets that a hooked chain blocks with, those in sets that none uses).
+
+    Sets whose identity is in `stale` (those that existed before a restart) count as neither."""
     blocking = unused = 0
-    for table in nft_tables(text).values():
+    for (family, table_name), table in nft_tables(text).items():
         used = blocking_sets(table)
         for name, lines in table["sets"].items():
+            if stale and set_identity(family, table_name, table, name) in stale:
+                continue
             held = addresses_in("\n".join(line for line in lines if not line.startswith("type ")), network)
             if name in used:
                 blocking += held
@@ -158,64 +194,38 @@ def iptables_count(text, network):
     return blocking, unused
 
 
-def count_detail(backend, network):
-    """{"count": addresses of `network` the firewall drops, "unhooked": those held where no packet looks}."""
+def count_detail(backend, network, stale=frozenset()):
+    """{"count": addresses of `network` the firewall drops, "unhooked": those held where no packet looks}.
+
+    `stale`: nftables set identities not to count (see nft_count)."""
     text = ruleset(backend)
-    blocking, unused = nft_count(text, network) if backend == "nftables" else iptables_count(text, network)
+    blocking, unused = nft_count(text, network, stale) if backend == "nftables" else iptables_count(text, network)
     return {"count": blocking, "unhooked": unused}
 
 
-def count(backend, network):
+def count(backend, network, stale=frozenset()):
     """Addresses of `network` the firewall drops: in a set or rule that a hooked chain uses."""
-    return count_detail(backend, network)["count"]
+    return count_detail(backend, network, stale)["count"]
 
 
-def address_sets():
-    """(family, table, set) of every IPv4 address set, from the terse ruleset (no elements listed)."""
-    text = subprocess.run(["nft", "-t", "list", "ruleset"], check=True, stdout=subprocess.PIPE,
-                          stderr=subprocess.DEVNULL, universal_newlines=True, env=ENV).stdout
-    return [(family, table, name) for (family, table), parts in nft_tables(text).items()
-            for name, lines in parts["sets"].items() if "type ipv4_addr" in lines]
-
-
-def holds(sample, sets):
-    """Whether one IPv4 set of `sets` holds every address of `sample` (`nft get element`, no dump)."""
-    for family, table, name in sets:
-        done = subprocess.run(["nft", "get", "element", family, table, name, "{ %s }" % ", ".join(sample)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV, check=False)
-        if done.returncode == 0:
-            return True
-    return False
-
-
-def wait(backend, network, wanted, limit_s, clock=time.time, pause=time.sleep):
+def wait(backend, network, wanted, limit_s, clock=time.time, pause=time.sleep, stale=frozenset):
     """Polls until the first `wanted` addresses of `network` are in the firewall, or `limit_s` passed.
 
     The moment reported is when the confirming read had *finished* ("epoch"); the bans were complete at
     some moment after the previous read started ("epoch_lower"; the wait's start when the first read
     confirms), so "uncertainty_s" = epoch - epoch_lower includes the poll's own length and its pause.
 
-    nftables: dumping a set of 100,000 elements takes a second or more, and the kernel restarts a dump
-    whenever the set changes meanwhile - while bans pour in it may never finish. So first a sample of the
-    addresses is looked up (the last ones in both numeric and text order, and some spread over the range),
-    which costs nothing, and only then the whole set is counted. iptables rules are simply counted.
-    `count` is None when the limit passed (the caller counts once bans stop).
+    Every poll is a whole count (a read of 100,000 nftables elements takes about 0.6 s; `nft get element`
+    of a sample is no cheaper, since nft reads the whole set for it). `stale()`: the set identities not
+    to count at this poll (restart). `count` is None when the limit passed (the caller counts once bans stop).
     """
-    addresses = [str(address) for address in itertools.islice(network.hosts(), wanted)]
-    sample = sorted(set(addresses[-32:] + addresses[::max(1, wanted // 64)] + sorted(addresses)[-8:]))
     started = clock()
     lower = started
     polls = 0
-    sets, sets_read = [], None
     while True:
         read_started = clock()
         polls += 1
-        if backend == "nftables":
-            if sets_read is None or read_started - sets_read > 2:
-                sets, sets_read = address_sets(), read_started
-            held = count(backend, network) if holds(sample, sets) else None
-        else:
-            held = count(backend, network)
+        held = count(backend, network, stale()) if backend == "nftables" else count(backend, network)
         read_ended = clock()
         if held is not None and held >= wanted:
             return {"count": held, "wanted": wanted, "done": True, "polls": polls, "epoch": read_ended,
@@ -230,12 +240,30 @@ def wait(backend, network, wanted, limit_s, clock=time.time, pause=time.sleep):
 
 
 def restart(backend, network, wanted, limit_s, units=("fail2ban",)):
-    """Restarts `units`, then waits as wait() does until the firewall holds `wanted` addresses again."""
+    """Restarts `units`; times from the restart's start until the firewall holds `wanted` addresses again.
+
+    nftables: the wait runs while `systemctl restart` does (it returns only when fail2ban's ExecStartPost
+    has seen every restored ban listed, seconds after the firewall held them) and counts only sets made
+    since the restart began; once the command has returned, every set counts (a daemon that keeps its set
+    over a restart). iptables rules have no handles: there the wait starts when the command has returned.
+    """
+    before = nft_sets(ruleset(backend)) if backend == "nftables" else frozenset()
+    ended = {}
+
+    def run():
+        done = subprocess.run(["systemctl", "restart", *units], env=ENV, check=False)
+        ended.update(epoch=time.time(), rc=done.returncode)
+
     restart_epoch = time.time()
-    subprocess.run(["systemctl", "restart", *units], check=True, env=ENV)
-    restart_command_s = round(time.time() - restart_epoch, 3)
-    result = wait(backend, network, wanted, limit_s)
-    result.update(restart_epoch=restart_epoch, restart_command_s=restart_command_s)
+    command = threading.Thread(target=run)
+    command.start()
+    if backend != "nftables":
+        command.join()
+    result = wait(backend, network, wanted, limit_s, stale=lambda: before if command.is_alive() else frozenset())
+    command.join()
+    if ended["rc"]:
+        raise SystemExit("systemctl restart %s failed (rc %s)" % (" ".join(units), ended["rc"]))
+    result.update(restart_epoch=restart_epoch, restart_command_s=round(ended["epoch"] - restart_epoch, 3))
     return result
 
 

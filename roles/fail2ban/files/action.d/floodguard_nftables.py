@@ -57,9 +57,12 @@ import ipaddress
 import os
 import re
 import shutil
+import socket
+import struct
 import subprocess
 import sys
 import threading
+import time
 
 try:
     import nftables
@@ -87,6 +90,13 @@ OPTIONS = ("name", "port", "protocol", "blocktype", "chainpriority", "flushdelay
 # Elements per nft command: keeps each netlink transaction and its error message small.
 CHUNK = 5000
 MAX_ERRORS_LOGGED = batching.MAX_ERRORS_LOGGED
+# After a restart start() loads the jail's bans from fail2ban's database into the sets at once, before
+# fail2ban restores them ticket by ticket (seconds at 100,000). Those fail2ban did not restore are lifted
+# once its restore is over: its ticket queue empty and no restored ban for PRELOAD_QUIET_S seconds, or
+# PRELOAD_SETTLE_MAX_S seconds after the start.
+PRELOAD_QUIET_S = 2.0
+PRELOAD_SETTLE_MAX_S = 120.0
+PRELOAD_POLL_S = 0.25
 
 
 class NftablesConfigError(batching.ConfigError):
@@ -254,11 +264,64 @@ def element_of(ip):
     return (network.version, not single), str(network.network_address) if single else str(network)
 
 
+def element_of_text(text):
+    """element_of() for an address as fail2ban writes it to its database; plain IPv4 without ipaddress."""
+    try:
+        if socket.inet_ntop(socket.AF_INET, socket.inet_pton(socket.AF_INET, text)) == text:
+            return (4, False), text
+    except (OSError, ValueError):
+        pass
+    return element_of(text)
+
+
+def coverage_test(networks):
+    """A test (key, element) -> True when one of networks covers the element; cheap for single IPv4."""
+    ranges = [(network.version, int(network.network_address), int(network.broadcast_address)) for network in networks]
+
+    def covered(key, element):
+        version, is_network = key
+        if version == 4 and not is_network:
+            first = last = struct.unpack("!I", socket.inet_aton(element))[0]
+        else:
+            network = ipaddress.ip_network(element, strict=False)
+            first, last = int(network.network_address), int(network.broadcast_address)
+        return any(kind == version and low <= first and last <= high for kind, low, high in ranges)
+
+    return covered
+
+
+def restore_selection(jail):
+    """(database file, forbantime, max_bantime, covered) with which fail2ban restores the jail's bans
+    (Jail.restoreCurrentBans; covered: its ignoreip and ignoreself); None when this fail2ban does not tell
+    them all, or an ignorecommand decides (then fail2ban's own restore is the only one)."""
+    try:
+        database = getattr(jail, "database", None)
+        if database is None or jail.filter.ignoreCommand:
+            return None
+        forbantime = None if jail.getBanTimeExtra("increment") else jail.actions.getBanTime()
+        max_bantime = jail.getMaxBanTime()
+        entries = [str(entry) for entry in jail.filter.getIgnoreIP()]
+        if jail.filter.ignoreSelf:
+            from fail2ban.server.ipdns import DNSUtils  # pylint: disable=import-outside-toplevel  # inside fail2ban only
+            entries.extend(str(address) for address in DNSUtils.getSelfIPs())
+        networks = [ipaddress.ip_network(entry, strict=False) for entry in entries]
+        return database.filename, forbantime, None if max_bantime == -1 else max_bantime, coverage_test(networks)
+    except Exception:  # pylint: disable=broad-exception-caught  # any doubt: fail2ban's own restore only
+        return None
+
+
+def fail_tickets_waiting(jail):
+    """True while fail2ban's queue of tickets to ban (the restore's too) is not empty."""
+    waiting = getattr(jail, "hasFailTickets", False)
+    return bool(waiting() if callable(waiting) else waiting)
+
+
 class NftablesAction(batching.BatchingAction):
     """fail2ban Python action: ban in nftables sets, written in batches by a flusher thread.
 
-    Life cycle: start() ensures the table (_ensure_table) and starts the flusher; stop() stops it,
-    writes what is left and removes the jail's chain and sets.
+    Life cycle: start() ensures the table (_ensure_table), loads the bans fail2ban is about to restore
+    (_preload_restorable) and starts the flusher; stop() stops it, writes what is left and removes the
+    jail's chain and sets.
     """
 
     # supports_networks (BatchingAction): CIDR bans go to the interval sets.
@@ -280,6 +343,9 @@ class NftablesAction(batching.BatchingAction):
         self._nft = Nft()
         self._heal = None
         self._repair_error = ""
+        # Elements start() loaded from fail2ban's database that no restored ban has claimed yet (under _lock).
+        self._preloaded = set()
+        self._last_claim = None
 
     @classmethod
     def settings_from(cls, jail_name, options):
@@ -306,8 +372,12 @@ class NftablesAction(batching.BatchingAction):
             # A crash may have left elements behind; fail2ban restores the bans it still holds right
             # after start(). Under the lock, so that no ban recorded meanwhile is written before the flush.
             error = self._ensure_table(flush_sets=True)
+            preloaded = 0 if error else self._preload_restorable()
         # Started even after an error: then each batch tries to create the chain again and logs why.
         self._start_flusher()
+        if preloaded:
+            threading.Thread(target=self._settle_preloaded, name="f2b/%s.%s.restore" % (self._jail.name, self._name),
+                             daemon=True).start()
         # Heals the jail when another process removes or empties its table, chain or sets.
         self._heal = watch.NftablesHeal(self, nftables)
         self._heal.start()
@@ -315,6 +385,7 @@ class NftablesAction(batching.BatchingAction):
             raise RuntimeError("cannot create nftables chain %s and its sets: %s" % (self._settings.chain, error))
 
     def stop(self):
+        self._forget_preloaded()
         self._bulk_log.stopping = False
         self._log_bulk_bans(kinds=("ban", "restore", "unban"))
         if self._heal is not None:
@@ -331,6 +402,7 @@ class NftablesAction(batching.BatchingAction):
         """Unban everything of this jail at once (fail2ban-client unban --all, jail stop)."""
         # At a stop fail2ban logs "Unban" for every ticket next: BulkBanLog sums them up until stop().
         self._bulk_log.stopping = self._jail_stopping()
+        self._forget_preloaded()
         with self._apply_lock:
             self._take_pending()
             error = self._nft.run("\n".join("flush set %s %s" % (TABLE, name) for name in sorted(self._settings.sets.values())))
@@ -376,7 +448,87 @@ class NftablesAction(batching.BatchingAction):
         target = element_of(ip)
         if target is None:
             self._log_not_an_address(ip, banned)
+            return None
+        if self._preloaded:
+            with self._lock:
+                if target in self._preloaded:
+                    self._preloaded.discard(target)
+                    self._last_claim = time.monotonic()
+                    if banned:
+                        return None  # fail2ban restores a ban that start() put in the set already
         return target
+
+    # the restore after a restart
+
+    def _preload_restorable(self):
+        """Put the bans fail2ban is about to restore into the sets in one go; how many. Caller holds _apply_lock.
+
+        fail2ban restores a ban as it makes one, ticket by ticket, which takes seconds for 100,000; the
+        firewall holds them all right after start() instead. _settle_preloaded() lifts those it did not restore.
+        """
+        selection = restore_selection(self._jail)
+        if selection is None:
+            return 0
+        database, forbantime, max_bantime, covered = selection
+        started = time.monotonic()
+        try:
+            addresses = watch.restorable_bans(database, self._jail.name, time.time(), forbantime, max_bantime)
+        except watch.sqlite3.Error as error:
+            self._logSys.info("[%s] %s: cannot read %s (%s); fail2ban restores the bans itself", self._jail.name,
+                              self._name, database, error)
+            return 0
+        targets = set()
+        for text in addresses:
+            target = element_of_text(text)
+            if target is not None and not covered(*target):
+                targets.add(target)
+        if not targets:
+            return 0
+        with self._lock:
+            for target in targets:
+                self._pending.setdefault(target, True)
+            self._preloaded = set(targets)
+            self._last_claim = None
+        self._flush_pending()
+        self._logSys.info("[%s] %s: %d bans from fail2ban's database in nftables in %.2f s, before fail2ban restores them",
+                          self._jail.name, self._name, len(targets), time.monotonic() - started)
+        return len(targets)
+
+    def _settle_preloaded(self, clock=time.monotonic, pause=time.sleep):
+        """Once fail2ban's restore is over, lift the preloaded bans it did not restore."""
+        started = clock()
+        while not self._stopping:
+            pause(PRELOAD_POLL_S)
+            with self._lock:
+                left, last = len(self._preloaded), self._last_claim
+            if not left:
+                return
+            now = clock()
+            if now - started >= PRELOAD_SETTLE_MAX_S or (
+                    last is not None and now - last >= PRELOAD_QUIET_S and not fail_tickets_waiting(self._jail)):
+                break
+        if not self._stopping:
+            self._lift_unrestored()
+
+    def _lift_unrestored(self):
+        with self._apply_lock:
+            with self._lock:
+                leftover, self._preloaded = self._preloaded, set()
+            listed = set(element_of(ip) for ip in self._jail.actions.banManager.getBanList())
+            lifted = sorted(element for key, element in leftover if (key, element) not in listed)
+            with self._lock:
+                for target in leftover:
+                    if target not in listed:
+                        self._pending.setdefault(target, False)
+            self._flush_pending()
+        if lifted:
+            self._logSys.warning("[%s] %s: lifted %d bans loaded from fail2ban's database at start that fail2ban did not "
+                                 "restore (e.g. %s)", self._jail.name, self._name, len(lifted), ", ".join(lifted[:5]))
+
+    def _forget_preloaded(self):
+        """Preloaded elements count as not written: after a flush or repair, a restored ban writes its own."""
+        with self._lock:
+            self._preloaded = set()
 
     def _flush_pending(self):
         """Write the pending bans and unbans; caller holds _apply_lock."""
@@ -426,6 +578,7 @@ class NftablesAction(batching.BatchingAction):
         if not locked:
             with self._apply_lock:
                 return self._repair(locked=True, flush_sets=flush_sets, log=log)
+        self._forget_preloaded()
         error = self._repair_error = self._ensure_table(flush_sets=flush_sets)
         if error:
             if log:

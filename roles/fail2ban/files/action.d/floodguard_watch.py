@@ -587,6 +587,35 @@ def unexpired_bans(database, now):
     return found
 
 
+def restorable_bans(database, jail_name, now, forbantime=None, max_bantime=None):
+    """The addresses of the jail's bans that fail2ban restores at start, in the database's order.
+
+    The selection of fail2ban's Jail.restoreCurrentBans: the query of Fail2BanDb._getCurrentBans
+    (forbantime: the jail's bantime unless bantime.increment is on) and getCurrentBans's correction of
+    each ban's time to the jail's maximum (max_bantime; None: no maximum). The jail's ignoreip is the
+    caller's. Raises sqlite3.Error when the database cannot be read.
+    """
+    query = "SELECT ip, timeofban, bantime FROM bips WHERE jail = ? AND (timeofban + bantime > ? OR bantime <= -1)"
+    arguments = [jail_name, now]
+    if forbantime not in (None, -1):
+        query += " AND timeofban > ?"
+        arguments.append(now - forbantime)
+    connection = sqlite3.connect("file:%s?mode=ro" % database, uri=True, timeout=5)
+    try:
+        rows = connection.execute(query, arguments).fetchall()
+    finally:
+        connection.close()
+    found = []
+    for ip, timeofban, bantime in rows:
+        if bantime == -2:  # written by a fail2ban older than 0.11: the jail's bantime
+            bantime = forbantime if forbantime is not None else -1
+        elif max_bantime is not None and max_bantime >= 0 and (bantime == -1 or bantime > max_bantime):
+            bantime = max_bantime
+        if bantime == -1 or timeofban + bantime > now:
+            found.append(str(ip))
+    return found
+
+
 def ignored(address, ignoreip):
     """True when fail2ban will not restore address: its jail's ignoreip covers it."""
     try:

@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import time
@@ -432,3 +433,130 @@ def test_a_stopping_jail_sums_up_its_unban_lines(caplog):
     assert action._bulk_log.stopping is False
     assert ["[stopping-jail] Unban 1 addresses as the jail stops (one line for all; stopping-jail's bans stay in the "
             "database): 198.18.0.9"] == [record.getMessage() for record in caplog.records if "as the jail stops" in record.getMessage()]
+
+
+# the restore after a restart
+
+
+class RestoringJail(BanList):
+    """A jail as fail2ban's restore sees it: a database of bans, a bantime, ignoreip, a ticket queue."""
+
+    def __init__(self, name, database, bantime=3600, ignoreip=("127.0.0.1/8",), increment=False):
+        super().__init__(name)
+        self.database = types.SimpleNamespace(filename=str(database))
+        self.actions.getBanTime = lambda: bantime
+        self.filter = types.SimpleNamespace(ignoreCommand=None, ignoreSelf=False, getIgnoreIP=lambda: list(ignoreip))
+        self.increment, self.bantime = increment, bantime
+        self.hasFailTickets = False
+
+    def getBanTimeExtra(self, option=None):  # pylint: disable=invalid-name  # fail2ban's names
+        return self.increment if option == "increment" else {}
+
+    def getMaxBanTime(self):  # pylint: disable=invalid-name
+        return self.bantime
+
+
+def ban_database(path, rows):
+    """fail2ban's table of current bans (bips), with rows (ip, jail, seconds ago, bantime)."""
+    connection = sqlite3.connect(str(path))
+    connection.execute("CREATE TABLE bips(ip TEXT NOT NULL, jail TEXT NOT NULL, timeofban INTEGER NOT NULL, "
+                       "bantime INTEGER NOT NULL, bancount INTEGER NOT NULL default 1, data JSON, PRIMARY KEY(ip, jail))")
+    now = time.time()
+    connection.executemany("INSERT INTO bips(ip, jail, timeofban, bantime) VALUES (?, ?, ?, ?)",
+                           [(ip, jail, now - ago, bantime) for ip, jail, ago, bantime in rows])
+    connection.commit()
+    connection.close()
+    return path
+
+
+def test_restorable_bans_are_those_fail2ban_restores(tmp_path):
+    database = ban_database(tmp_path / "fail2ban.sqlite3", [
+        ("192.0.2.1", "manual", 10, 3600),       # current
+        ("192.0.2.2", "manual", 7200, 3600),     # expired
+        ("192.0.2.3", "manual", 10, -1),         # persistent
+        ("192.0.2.4", "other", 10, 3600),        # another jail's
+        ("192.0.2.5", "manual", 1800, 86400),    # longer than the jail's bantime now: corrected to 1,200 s
+    ])
+    watch = action_module.watch
+    assert watch.restorable_bans(str(database), "manual", time.time()) == ["192.0.2.1", "192.0.2.3", "192.0.2.5"]
+    # bantime.increment off: fail2ban looks back one bantime, and caps each ban at the jail's maximum.
+    assert watch.restorable_bans(str(database), "manual", time.time(), forbantime=1200, max_bantime=1200) == \
+        ["192.0.2.1", "192.0.2.3"]
+
+
+def test_start_loads_the_bans_fail2ban_restores_before_it_restores_them(netns, tmp_path, caplog):
+    database = ban_database(tmp_path / "fail2ban.sqlite3", [
+        ("192.0.2.1", "manual", 10, 3600), ("2001:db8::1", "manual", 10, 3600), ("203.0.113.0/24", "manual", 10, 3600),
+        ("127.0.0.9", "manual", 10, 3600),      # ignoreip: fail2ban does not restore it
+        ("198.51.100.7", "manual", 10, 3600),   # ignoreip 198.51.100.0/24
+        ("192.0.2.2", "manual", 7200, 3600),    # expired
+    ])
+    jail = RestoringJail("manual", database, ignoreip=("127.0.0.1/8", "198.51.100.0/24"))
+    action = action_module.Action(jail, "floodguard_nftables", port="http,https")
+    caplog.set_level(logging.INFO)
+    action.start()
+    try:
+        # Held as start() returns: before fail2ban's restore has made a single ticket.
+        assert elements("f2b-manual-v4") == ["192.0.2.1"]
+        assert elements("f2b-manual-v6") == ["2001:db8::1"]
+        assert elements("f2b-manual-v4net") == ["203.0.113.0/24"]
+        assert "3 bans from fail2ban's database in nftables" in caplog.text
+        # fail2ban's restore then bans them: nothing is written twice.
+        jail.banned.append("192.0.2.1")
+        action.ban({"ip": "192.0.2.1"})
+        assert action._pending == {}  # pylint: disable=protected-access
+    finally:
+        action.stop()
+
+
+def test_preloaded_bans_that_fail2ban_did_not_restore_are_lifted(netns, tmp_path, caplog, monkeypatch):
+    database = ban_database(tmp_path / "fail2ban.sqlite3", [("192.0.2.%d" % n, "manual", 10, 3600) for n in (1, 2, 3)])
+    jail = RestoringJail("manual", database)
+    action = action_module.Action(jail, "floodguard_nftables", port="http,https")
+    clock = types.SimpleNamespace(now=0.0)
+
+    def pause(seconds):
+        clock.now += seconds
+        if clock.now == 0.25:  # fail2ban restores two of the three, then an unban lifts one of those
+            for ip in ("192.0.2.1", "192.0.2.2"):
+                ban(action, jail, ip)
+            unban(action, jail, "192.0.2.2")
+
+    action.start()
+    try:
+        with monkeypatch.context() as patched:
+            patched.setattr(action_module.time, "monotonic", lambda: clock.now)  # the claims' time too
+            action._settle_preloaded(clock=lambda: clock.now, pause=pause)  # pylint: disable=protected-access
+        # 192.0.2.3: never restored, lifted once the restore was quiet for PRELOAD_QUIET_S.
+        assert wait_for(lambda: elements("f2b-manual-v4") == ["192.0.2.1"])
+        assert clock.now >= 0.25 + action_module.PRELOAD_QUIET_S
+        assert "lifted 1 bans loaded from fail2ban's database at start that fail2ban did not restore (e.g. 192.0.2.3)" \
+            in caplog.text
+    finally:
+        action.stop()
+
+
+def test_a_repair_during_the_restore_lets_restored_bans_write_themselves(netns, tmp_path):
+    database = ban_database(tmp_path / "fail2ban.sqlite3", [("192.0.2.1", "manual", 10, 3600)])
+    jail = RestoringJail("manual", database)
+    action = action_module.Action(jail, "floodguard_nftables", port="http,https")
+    action.start()
+    try:
+        nft("flush", "set", "inet", "floodguard", "f2b-manual-v4")  # another process empties the set
+        action._repair()  # pylint: disable=protected-access  # fail2ban lists nothing yet: the set stays empty
+        ban(action, jail, "192.0.2.1")  # then fail2ban restores the ban: it is written again
+        assert wait_for(lambda: elements("f2b-manual-v4") == ["192.0.2.1"])
+    finally:
+        action.stop()
+
+
+def test_no_preload_where_fail2ban_runs_an_ignorecommand(netns, tmp_path):
+    database = ban_database(tmp_path / "fail2ban.sqlite3", [("192.0.2.1", "manual", 10, 3600)])
+    jail = RestoringJail("manual", database)
+    jail.filter.ignoreCommand = "/usr/local/bin/is-ours <ip>"
+    action = action_module.Action(jail, "floodguard_nftables", port="http,https")
+    action.start()
+    try:
+        assert elements("f2b-manual-v4") == []
+    finally:
+        action.stop()
