@@ -224,6 +224,7 @@ def test_a_banned_network_is_dropped_by_the_default_action(host, attacker):
 def test_bans_survive_a_restart(host, attacker):
     web_ip, attacker_ip = ipv4(host), ipv4(attacker)
     before = {jail: banned(host, jail) for jail in ("nginx-req-limit", "nginx-req-limit-ipt", "manual")}
+    log_lines = int(host.check_output("wc -l < /var/log/fail2ban.log"))
     host.run_test("systemctl restart fail2ban")
     assert wait_for(lambda: jail_list(host) == EXPECTED_JAILS and banned(host, "manual") == set(MANUAL_BANS))
     assert wait_for(lambda: {jail: banned(host, jail) for jail in before} == before)
@@ -231,6 +232,16 @@ def test_bans_survive_a_restart(host, attacker):
                     and "203.0.113.7" in nft_set(host, "f2b-manual-v4") and "2001:db8::7" in nft_set(host, "f2b-manual-v6"))
     assert "-s %s/32 -j DROP" % attacker_ip in host.check_output("iptables -S f2b-nginx-req-limit-ipt")
     assert not can_connect(attacker, web_ip)
+    # The nftables action put the bans in its sets as it started, with fail2ban's restore rules: fail2ban
+    # then restored every one of them (this fail2ban's API is the one the action reads).
+
+    def since_restart():
+        return host.check_output("tail -n +%d /var/log/fail2ban.log", log_lines + 1)
+
+    assert wait_for(lambda: "[manual] floodguard_nftables: fail2ban's restore is over" in since_restart())
+    log = since_restart()
+    assert "[manual] floodguard_nftables: %d bans from fail2ban's database in nftables" % len(before["manual"]) in log
+    assert "did not restore" not in log
 
 
 @pytest.mark.parametrize(

@@ -524,6 +524,9 @@ class NftablesAction(batching.BatchingAction):
         if lifted:
             self._logSys.warning("[%s] %s: lifted %d bans loaded from fail2ban's database at start that fail2ban did not "
                                  "restore (e.g. %s)", self._jail.name, self._name, len(lifted), ", ".join(lifted[:5]))
+        else:
+            self._logSys.info("[%s] %s: fail2ban's restore is over; it restored every ban loaded at start",
+                              self._jail.name, self._name)
 
     def _forget_preloaded(self):
         """Preloaded elements count as not written: after a flush or repair, a restored ban writes its own."""
