@@ -236,7 +236,7 @@ def test_bans_survive_a_restart(host, attacker):
     # then restored every one of them (this fail2ban's API is the one the action reads).
 
     def since_restart():
-        return host.check_output("tail -n +%d /var/log/fail2ban.log", log_lines + 1)
+        return host.check_output("tail -n +%s /var/log/fail2ban.log", str(log_lines + 1))
 
     assert wait_for(lambda: "[manual] floodguard_nftables: fail2ban's restore is over" in since_restart())
     log = since_restart()

@@ -501,10 +501,8 @@ class NftablesAction(batching.BatchingAction):
             pause(PRELOAD_POLL_S)
             with self._lock:
                 left, last = len(self._preloaded), self._last_claim
-            if not left:
-                return
             now = clock()
-            if now - started >= PRELOAD_SETTLE_MAX_S or (
+            if not left or now - started >= PRELOAD_SETTLE_MAX_S or (
                     last is not None and now - last >= PRELOAD_QUIET_S and not fail_tickets_waiting(self._jail)):
                 break
         if not self._stopping:

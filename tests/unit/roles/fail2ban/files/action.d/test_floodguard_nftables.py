@@ -505,6 +505,12 @@ def test_start_loads_the_bans_fail2ban_restores_before_it_restores_them(netns, t
         jail.banned.append("192.0.2.1")
         action.ban({"ip": "192.0.2.1"})
         assert action._pending == {}  # pylint: disable=protected-access
+        for ip in ("2001:db8::1", "203.0.113.0/24"):
+            ban(action, jail, ip)
+        # Every preloaded ban restored: the restore is over at once, nothing lifted.
+        assert wait_for(lambda: "it restored every ban loaded at start" in caplog.text)
+        assert "did not restore" not in caplog.text
+        assert elements("f2b-manual-v4") == ["192.0.2.1"] and elements("f2b-manual-v4net") == ["203.0.113.0/24"]
     finally:
         action.stop()
 
