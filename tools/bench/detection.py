@@ -6,12 +6,14 @@ The issue's "Detection keeps up": a 10,000-address flood writes tens of thousand
 seconds. On the web host (tools/bench/detection_probe.py, through stdin), a temporary jail per variant
 reads a log of its own with the default jail's backend; synthetic lines, each from a new address (nothing
 is banned: the parse alone), are written at once (burst rate) and then at rising steady rates (the highest
-with every line counted within 1 s). fail2ban systems only (CrowdSec parses with its own agent).
+with every line counted within 1 s). On floodguard's defaults only: nothing is banned, so the ban action
+of the other fail2ban systems would not change the figure (CrowdSec parses with its own agent).
 """
 
 import json
 import os
 
+import settings
 import stats
 from host import log
 
@@ -29,8 +31,8 @@ LABELS = {
 
 
 def run(host, args):
-    """The variants' rates on this system's fail2ban; None for CrowdSec."""
-    if host.kind != "fail2ban":
+    """The variants' rates on floodguard's fail2ban; None for the other systems."""
+    if host.action != settings.OURS:
         return None
     options = {"variants": SETTINGS["variants"], "burst_lines": SETTINGS["burst_lines"], "steady_s": SETTINGS["steady_s"],
                "runs": SETTINGS["quick_runs" if args.quick else "runs"],

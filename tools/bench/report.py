@@ -142,6 +142,25 @@ def latency_value(results, system, key):
     return (((results.get("latency") or {}).get(system) or {}).get("summary") or {}).get(key)
 
 
+def botnet_summary(results, system, size):
+    return (((((results.get("botnet") or {}).get(system) or {}).get("sizes") or {}).get(str(size)) or {})
+            .get("summary") or {})
+
+
+def botnet_median(results, system, size):
+    """Median seconds to 99 % banned at `size` addresses; None when a flood did not get there within the cap."""
+    summary = botnet_summary(results, system, size)
+    return None if summary.get("unfinished") else summary.get("median")
+
+
+def botnet_sizes(results):
+    return sorted({int(size) for entry in (results.get("botnet") or {}).values() for size in entry.get("sizes", {})})
+
+
+def per_second(value):
+    return "%d/s" % value
+
+
 def figure_rows(results):
     """(name, {system: value}, formatter): the figures of the lead table; lower is better for each."""
     rows = [("attack-to-drop p50", {system: latency_value(results, system, "p50") for system in systems(results)},
@@ -159,21 +178,32 @@ def figure_rows(results):
     if sizes:
         rows.append(("resident memory at %s bans" % count(sizes[-1]),
                      {system: memory_median(results, system, sizes[-1]) for system in systems(results)}, mib))
+    for size in botnet_sizes(results):
+        rows.append(("botnet of %s addresses: 99 %% banned after" % count(size),
+                     {system: botnet_median(results, system, size) for system in systems(results)}, seconds))
+        rows.append(("botnet of %s addresses: upstream's peak requests" % count(size),
+                     {system: botnet_summary(results, system, size).get("upstream_peak_rps_max")
+                      for system in systems(results)}, per_second))
     return rows
 
 
 def capped_cell(results, system, name):
     """'> 20 s (2,132 of 10,000)' for a ban or restore row whose runs did not finish; None otherwise."""
     words = name.split()
-    if words[0] not in ("ban", "restore") or "task" in name:
+    if words[0] == "botnet" and "banned" in name:
+        summary = botnet_summary(results, system, words[2].replace(",", ""))
+        cap = ((results["settings"].get("phases") or {}).get("botnet") or {}).get("cap_s")
+    elif words[0] in ("ban", "restore") and "task" not in name:
+        size = words[1].replace(",", "")
+        summary = (((results.get("scale") or {}).get(system) or {}).get(size) or {}).get(words[0] + "_summary") or {}
+        cap = None
+    else:
         return None
-    size = words[1].replace(",", "")
-    summary = (((results.get("scale") or {}).get(system) or {}).get(size) or {}).get(words[0] + "_summary") or {}
     unfinished = summary.get("unfinished") or []
     if not unfinished:
         return None
     run = unfinished[0]
-    return "> %s s (%s of %s)" % (run.get("cap_s") or "?", count(run["count"]), count(run["of"]))
+    return "> %s s (%s of %s)" % (run.get("cap_s") or cap or "?", count(run["count"]), count(run["of"]))
 
 
 def ratio(values, ours):
@@ -214,16 +244,20 @@ def lead_section(results):
 
 # Why a figure comes out as it does, per kind of figure (the first word of a lead-table row).
 REASONS = {
-    "attack-to-drop": "fail2ban's actions thread looks for the filter's new tickets in sleeps of 0.2 s at the "
-                      "least (fail2ban.server.utils.Utils.wait_for, DEFAULT_SLEEP_INTERVAL; floodguard's action "
-                      "caps the wait at one such step), so rejection to \"Ban\" is 0-0.2 s plus the filter; "
-                      "CrowdSec's decision reaches the firewall only at the bouncer's next poll of its local API "
-                      "(10 s by default, 1 s tuned)",
+    "attack-to-drop": "fail2ban's threads wait in sleep steps of 0.2 s (fail2ban.server.utils.Utils, "
+                      "DEFAULT_SLEEP_INTERVAL), its log reader and its actions thread alike; floodguard's action "
+                      "sets the step to 20 ms and caps the actions thread's wait at one step, the stock systems "
+                      "keep 0.2 s; CrowdSec's decision reaches the firewall only at the bouncer's next poll of its "
+                      "local API (10 s by default, 1 s tuned)",
     "ban": "floodguard's action writes a burst of bans as one nftables transaction; fail2ban's stock actions run "
            "one nft or iptables process per ban (and iptables walks its chain on every change); CrowdSec's bouncer "
            "takes new decisions at its next poll",
-    "restore": "fail2ban re-bans from its database on start, one ticket at a time through the action; CrowdSec's "
+    "restore": "floodguard's action loads the jail's bans from fail2ban's database into its sets in one "
+               "transaction as it starts; the stock actions get them from fail2ban one ticket at a time; CrowdSec's "
                "bouncer fetches every decision at start-up and adds them in one go",
+    "botnet": "floodguard's upstream guard caps what reaches the API and prefix escalation bans a /24 or /64 "
+              "at once; fail2ban reads the log in one thread, the pace at 10,000 addresses; CrowdSec's stock "
+              "scenario bans an address at its sixth rejection, the recipe's jail at its second",
     "resident": "fail2ban holds a Python ticket per ban; CrowdSec's two Go daemons carry their own baseline",
     "per-packet": "a ban set is a hash lookup whatever its size; iptables-multiport walks one rule per ban for every "
                   "packet that reaches its chain",
@@ -503,9 +537,10 @@ def method_section(results):
             "- Memory: VmRSS from /proc/<pid>/status of fail2ban-server; the NGINX zone from /proc/<pid>/smaps.",
             "- The machine was not otherwise idle unless stated; compare columns of the same run rather than runs.",
             "",
-            "To run it: `make bench` (every phase but lb, sync and waf, which `--only lb,sync,waf` runs; results "
-            "in `bench/results/<UTC time>/`, and this page is rewritten after a complete run), `BENCH_QUICK=1 make "
-            "bench` (%s bans, fewer attacks, shorter runs, floodguard against its two quickest peers, no heal), "
+            "To run it: `make bench` (every phase but heal, lb, sync and waf, which have pages of their own and "
+            "`--only heal,lb,sync,waf` runs; results in `bench/results/<UTC time>/`, and this page is rewritten "
+            "after a complete run), `BENCH_QUICK=1 make bench` (%s bans, fewer attacks, shorter runs, floodguard "
+            "against CrowdSec with its 1 s poll, one botnet flood of 1,000 addresses), "
             "`tools/bench.sh --only latency,timeline` (a subset; `tools/bench.sh --help` lists the options)." % (
                 " and ".join(count(size) for size in recorded["quick_sizes"])),
             ""]

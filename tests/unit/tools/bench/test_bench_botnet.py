@@ -189,3 +189,19 @@ def test_the_known_client_run_has_rows_and_a_goal_line_of_its_own():
     assert "| 10,000, legitimate client in nginx_ratelimit_guard_known_clients: 99 % banned after | 4.20 s" in text
     assert "its 2xx during the flood (median; lowest) | 100.0 %; 100.0 % |" in text
     assert "(the guard's reserved share): its success reached (lowest run 100.0 %), upstream peak 380/s against 402" in text
+
+
+def test_a_size_is_not_repeated_after_a_flood_that_missed_the_share(monkeypatch):
+    outcomes = {1000: iter([{"done": True, "seconds": 2.0}] * 3), 10000: iter([{"done": False, "count": 2366}] * 3)}
+    floods = []
+
+    def run_once(host, size, cap, error_log):
+        floods.append(size)
+        return dict(next(outcomes[size]), size=size)
+
+    monkeypatch.setattr(botnet, "run_once", run_once)
+    monkeypatch.setattr(botnet, "summary", lambda runs: {"runs": len(runs)})
+    done = botnet.measured(None, [1000, 10000], 3, 301, "/var/log/nginx/error.log")
+    # Three medians' worth at 1,000; at 10,000 one capped flood says all a capped flood can.
+    assert floods == [1000, 1000, 1000, 10000]
+    assert done["10000"]["summary"] == {"runs": 1}

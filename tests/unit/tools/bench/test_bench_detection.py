@@ -46,8 +46,10 @@ def test_every_variant_matches_its_own_lines_once_the_date_is_cut():
         assert addresses == ["100.64.0.1", "100.64.0.2", "100.64.0.3"], name
 
 
-def test_the_phase_leaves_crowdsec_alone():
-    assert detection.run(types.SimpleNamespace(kind="crowdsec"), types.SimpleNamespace(quick=True)) is None
+def test_the_phase_runs_on_floodguards_defaults_only():
+    # Nothing is banned in it: the other fail2ban systems' ban actions would not change the figure.
+    for action, kind in (("fail2ban-iptables", "fail2ban"), ("fail2ban-nftables", "fail2ban"), ("crowdsec", "crowdsec")):
+        assert detection.run(types.SimpleNamespace(action=action, kind=kind), types.SimpleNamespace(quick=True)) is None
 
 
 def test_the_section_shows_the_median_the_range_and_the_steady_rate():

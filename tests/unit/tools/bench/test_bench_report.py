@@ -15,6 +15,7 @@ import pytest
 import bench_modules
 
 report = bench_modules.load("report")
+stats = bench_modules.load("stats")
 
 RECORDED = json.loads((Path(__file__).parent / "fixtures" / "results.json").read_text())
 
@@ -153,3 +154,21 @@ def test_the_page_leads_with_the_summary_table(results):
     assert lines[first_table].startswith("| Figure | ")
     assert lines.index("## Summary") < first_table < lines.index("## The run")
     assert [line for line in lines[:first_table] if line.startswith("## ")] == ["## Summary"]
+
+
+def test_the_botnet_floods_have_rows_in_the_lead_table(results):
+    def flood(seconds=None, count=None, peak=200):
+        runs = [{"done": True, "seconds": seconds, "uncertainty_s": 0.2}] if seconds else [{"done": False, "count": count, "of": 9900}]
+        summary = stats.summarize_runs(runs)
+        summary["upstream_peak_rps_max"] = peak
+        return {"summary": summary, "runs": runs}
+
+    systems = results["settings"]["systems"]
+    results["botnet"] = {systems[0]: {"sizes": {"10000": flood(12.5, peak=221)}},
+                         systems[1]: {"sizes": {"10000": flood(count=2366, peak=1680)}}}
+    results["settings"].setdefault("phases", {})["botnet"] = {"cap_s": 30}
+    text = "\n".join(report.lead_section(results))
+    banned = cells(text, "botnet of 10,000 addresses: 99 % banned after")
+    assert banned[1:3] == ["12.5 s", "> 30 s (2,366 of 9,900)"]
+    peak = cells(text, "botnet of 10,000 addresses: upstream's peak requests")
+    assert peak[1:3] == ["221/s", "1680/s"] and peak[-1] == "%.2f×" % (221 / 1680)

@@ -18,9 +18,9 @@ def test_quick_runs_fewer_sizes_and_repeats_and_never_publishes():
     assert args.perpacket_pairs >= 20 and args.cap < 90
     assert args.docs is False
     assert args.command_line == "make bench (BENCH_QUICK=1)"
-    # Under its 10 minutes: floodguard and the two cheapest peers, no phase with hosts of its own.
-    assert args.systems == ["floodguard", "fail2ban-nftables", "crowdsec-1s"]
-    assert "latency" in args.only and not {"lb", "sync", "waf", "heal"} & set(args.only)
+    # Under its 10 minutes: floodguard and CrowdSec with its 1 s poll, no phase without a peer.
+    assert args.systems == ["floodguard", "crowdsec-1s"]
+    assert "latency" in args.only and "botnet" in args.only and not {"lb", "sync", "waf", "heal"} & set(args.only)
     assert settings.parse_args(["--only", "lb", "--systems", "floodguard,crowdsec"], environ={"BENCH_QUICK": "1"}).only == ["lb"]
 
 
@@ -28,7 +28,7 @@ def test_a_full_run_publishes_the_docs():
     args = settings.parse_args([], environ={})
     assert args.sizes == [10000, 100000]
     assert args.systems == settings.DEFAULT_SYSTEMS and "floodguard-f2b-waits" not in args.systems
-    assert args.only == [phase for phase in settings.PHASES if phase not in ("lb", "sync", "waf")]
+    assert args.only == [phase for phase in settings.PHASES if phase not in ("heal", "lb", "sync", "waf")]
     assert args.docs is True
     assert settings.parse_args(["--only", "latency"], environ={}).docs is False
 
