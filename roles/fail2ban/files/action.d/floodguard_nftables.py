@@ -450,9 +450,11 @@ class NftablesAction(batching.BatchingAction):
             self._log_not_an_address(ip, banned)
             return None
         if self._preloaded:
+            # The preloaded keys come from the database's text: compare in that one form.
+            key = element_of_text(str(ip))
             with self._lock:
-                if target in self._preloaded:
-                    self._preloaded.discard(target)
+                if key in self._preloaded:
+                    self._preloaded.discard(key)
                     self._last_claim = time.monotonic()
                     if banned:
                         return None  # fail2ban restores a ban that start() put in the set already
@@ -512,7 +514,7 @@ class NftablesAction(batching.BatchingAction):
         with self._apply_lock:
             with self._lock:
                 leftover, self._preloaded = self._preloaded, set()
-            listed = set(element_of(ip) for ip in self._jail.actions.banManager.getBanList())
+            listed = set(element_of_text(str(ip)) for ip in self._jail.actions.banManager.getBanList())
             lifted = sorted(element for key, element in leftover if (key, element) not in listed)
             with self._lock:
                 for target in leftover:

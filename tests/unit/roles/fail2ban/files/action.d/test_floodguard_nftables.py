@@ -566,3 +566,19 @@ def test_no_preload_where_fail2ban_runs_an_ignorecommand(netns, tmp_path):
         assert elements("f2b-manual-v4") == []
     finally:
         action.stop()
+
+
+def test_a_restored_ban_claims_its_preloaded_element_whatever_the_spelling(netns, tmp_path, caplog):
+    # The database's text and fail2ban's address may spell one IPv6 address differently: one kernel element.
+    database = ban_database(tmp_path / "fail2ban.sqlite3", [("2001:DB8:0::1", "manual", 10, 3600)])
+    jail = RestoringJail("manual", database)
+    action = action_module.Action(jail, "floodguard_nftables", port="http,https")
+    caplog.set_level(logging.INFO)
+    action.start()
+    try:
+        assert elements("f2b-manual-v6") == ["2001:db8::1"]
+        ban(action, jail, "2001:db8::1")
+        assert wait_for(lambda: "it restored every ban loaded at start" in caplog.text)
+        assert elements("f2b-manual-v6") == ["2001:db8::1"]
+    finally:
+        action.stop()
