@@ -489,7 +489,7 @@ class NftablesAction(batching.BatchingAction):
         with self._lock:
             for target in targets:
                 self._pending.setdefault(target, True)
-            self._preloaded = set(targets)
+            self._preloaded = targets
             self._last_claim = None
         self._flush_pending()
         self._logSys.info("[%s] %s: %d bans from fail2ban's database in nftables in %.2f s, before fail2ban restores them",
@@ -515,12 +515,12 @@ class NftablesAction(batching.BatchingAction):
             with self._lock:
                 leftover, self._preloaded = self._preloaded, set()
             listed = set(element_of_text(str(ip)) for ip in self._jail.actions.banManager.getBanList())
-            lifted = sorted(element for key, element in leftover if (key, element) not in listed)
+            unrestored = leftover - listed
             with self._lock:
-                for target in leftover:
-                    if target not in listed:
-                        self._pending.setdefault(target, False)
+                for target in unrestored:
+                    self._pending.setdefault(target, False)
             self._flush_pending()
+        lifted = sorted(element for _key, element in unrestored)
         if lifted:
             self._logSys.warning("[%s] %s: lifted %d bans loaded from fail2ban's database at start that fail2ban did not "
                                  "restore (e.g. %s)", self._jail.name, self._name, len(lifted), ", ".join(lifted[:5]))
