@@ -20,10 +20,10 @@ every system's detection (SETTINGS["flood"]). Per run, with a fresh ban daemon (
   detection  fail2ban's "Found" lines for the flood (the lines it counted) against NGINX's rejection
              lines written: lines/s until the last one was counted, and the lag from the moment NGINX's
              error log stopped growing (seen by the poll) to fail2ban's last "Found"
-"The original recipe" has no guard: fail2ban-iptables and fail2ban-nftables are converged for this phase
-with nginx_ratelimit_guard_enabled and fail2ban_escalation_enabled false, and back to the defaults after.
-floodguard runs its defaults (guard and escalation on). CrowdSec runs on the web host as the bench set
-it up (NGINX as converged before it: the defaults' guard in front). Results: results["botnet"][system].
+floodguard runs its defaults (guard and escalation on); the peers run on the original recipe's NGINX and
+fail2ban (settings.RECIPE_VARS: no guard, no escalation), as their system's converge set them up. The
+phase runs last for each system: floodguard's known-client variant converges once more and leaves the web
+host so (the next system's converge sees that). Results: results["botnet"][system].
 """
 
 import datetime
@@ -35,14 +35,12 @@ import subprocess
 import time
 
 import stats
-from host import FLOOD_DIR, HERE, PROBE, REPO, STOCK_OVERRIDE, log, stock_actions
+from host import FLOOD_DIR, PROBE, REPO, log
 from settings import ATTACK_JAIL, ATTACKER, CLIENT, WEB
 
 # One home for the guard's cap: the role's defaults (the bench converges them).
 DEFAULTS = os.path.join(REPO, "roles", "nginx_ratelimit", "defaults", "main.yml")
 GUARD_LOG_UNIT = "floodguard-demo-api"
-RECIPE_SYSTEMS = ("fail2ban-iptables", "fail2ban-nftables")
-RECIPE_VARS = {"nginx_ratelimit_guard_enabled": False, "fail2ban_escalation_enabled": False}
 SETTINGS = {
     # A size whose first flood did not reach `share` banned within cap_s is not repeated: capped runs give no
     # median, and a peer that cannot keep up costs the cap each time. Quick: one flood of quick_sizes, and
@@ -62,7 +60,6 @@ SETTINGS = {
               "timeout_s": 1.0, "duration_s": 40.0},
     "legit": {"address": "172.29.50.31", "interval_s": 0.25, "lead_s": 1.0},
     "cap_s": 30, "poll_pause_s": 0.2, "settle_s": 1.0,
-    "recipe_systems": list(RECIPE_SYSTEMS), "recipe_vars": RECIPE_VARS,
     # The guard's reserved share (issue 13: a known client must not lose out to the botnet's first bursts):
     # the largest flood again, with the legitimate client in nginx_ratelimit_guard_known_clients.
     "known_client_systems": ["floodguard"],
@@ -371,21 +368,6 @@ def run_once(host, size, cap, error_log):
     return result
 
 
-def converge_variant(host, variant, name):
-    """The web host converged with the bench's variables and `variant` on top ({}: the defaults again)."""
-    extra = dict({"fail2ban_banaction": host.spec["banaction"], "nginx_ratelimit_allowlist": [CLIENT + "/32"]}, **variant)
-    log("botnet: converge %s with %s" % (host.action, json.dumps(variant) if variant else "the defaults again"))
-    logname = "botnet-converge-%s-%s" % (host.action, name)
-    rc, output = host.playbook(os.path.join(HERE, "converge.yml"), extra, logname, timeout=1800)
-    if rc != 0:
-        raise RuntimeError("converging %s for the botnet phase failed; log: %s/%s.log: %s"
-                           % (host.action, host.logs, logname, output[-1500:]))
-    if host.spec.get("stock"):
-        current = host.exec("web", ["cat", "/etc/fail2ban/jail.d/floodguard-banactions.local"]).stdout
-        host.exec("web", ["tee", STOCK_OVERRIDE], stdin=stock_actions(current))
-    host.exec("web", ["systemctl", "restart", "fail2ban"])
-
-
 def measured(host, sizes, runs, cap, error_log):
     """{size: {"summary", "runs"}} of up to `runs` floods per size (none more after one that missed the share)."""
     done = {}
@@ -404,32 +386,29 @@ def run(host, args):
     collection's defaults also the largest size with the legitimate client in the guard's known clients."""
     with open(DEFAULTS) as handle:
         rate, burst = guard_cap(handle.read())
-    recipe = host.action in RECIPE_SYSTEMS
-    guarded = not recipe
-    cap = cap_per_second(rate, burst, 1)
+    converged = host.converged_vars() or {}
+    guarded = converged.get("nginx_ratelimit_guard_enabled", True)
+    cap = cap_per_second(rate, burst, 1) if guarded else None
     sizes = SETTINGS["quick_sizes" if args.quick else "sizes"]
     prepare_testbed(host, max(sizes))
     error_log = host.first_line(["sh", "-c", "fail2ban-client get %s logpath 2>/dev/null | grep -o '/[^ ]*' | head -n1"
                                  % ATTACK_JAIL]) or "/var/log/nginx/error.log"
     runs = SETTINGS["quick_runs" if args.quick else "runs"]
-    results = {"guard": guarded, "escalation": host.kind == "fail2ban" and guarded, "runs": runs,
-               "guard_rate": rate, "guard_burst": burst, "cap_per_second": cap, "sizes": {}}
-    if recipe:
-        converge_variant(host, RECIPE_VARS, "recipe")
+    results = {"guard": guarded, "runs": runs, "guard_rate": rate, "guard_burst": burst, "cap_per_second": cap,
+               "escalation": host.kind == "fail2ban" and converged.get("fail2ban_escalation_enabled", True),
+               "sizes": {}}
     try:
         results["sizes"] = measured(host, sizes, runs, cap, error_log)
     finally:
-        if recipe:
-            converge_variant(host, {}, "defaults")
         host.reset()
     if host.action in SETTINGS["known_client_systems"] and not args.quick:
-        converge_variant(host, KNOWN_VARS, "known-client")
+        log("botnet: converge %s with %s" % (host.action, json.dumps(KNOWN_VARS)))
+        host.converge_fail2ban([CLIENT + "/32"], KNOWN_VARS, "botnet-converge-%s-known-client" % host.action)
         results["known_client_cap_per_second"] = cap_per_second(rate, burst, 2)
         try:
             results["known_client"] = measured(host, [max(SETTINGS["sizes"])], runs,
                                                results["known_client_cap_per_second"], error_log)
         finally:
-            converge_variant(host, {}, "defaults")
             host.reset()
     return results
 
@@ -502,7 +481,7 @@ def section(results):
              "an address that is not allowlisted, %.0f requests/s) counts its 2xx from the flood's start until the "
              "99 %% point. The upstream's rate is what gunicorn logged per second; the guard's cap is %s requests/s "
              "(%s in any one second with its burst). CPU: fail2ban-server with its children, or CrowdSec's agent "
-             "and bouncer. The original recipe runs without guard and escalation." % (
+             "and bouncer. The peers run on the original recipe's NGINX and fail2ban: no guard, no escalation." % (
                  SETTINGS["route"], SETTINGS["flood"]["burst"], SETTINGS["flood"]["rounds"],
                  SETTINGS["flood"]["until_refused"], SETTINGS["flood"]["spread_s"],
                  1.0 / SETTINGS["legit"]["interval_s"], rate, cap), "",

@@ -25,7 +25,7 @@ import testbed  # noqa: E402  (tools/testbed.py)
 
 FLOOD_DIR = "/usr/local/lib/floodguard-bench"
 PROBE = "/usr/local/bin/floodguard-bench-probe"
-# Which system the web host was last set up as, and its fail2ban_banaction (for --reuse).
+# Which system the web host was last set up as (for --reuse), and the variables of its last converge (JSON).
 ACTION_MARKER = "/etc/floodguard-bench-action"
 BANACTION_MARKER = "/etc/floodguard-bench-banaction"
 # fail2ban's stock nftables actions instead of floodguard_nftables.py (system "fail2ban-nftables").
@@ -227,22 +227,41 @@ class Host:
         self.exec("web", ["tee", ACTION_MARKER], stdin=action + "\n")
         return round(time.monotonic() - started, 1)
 
-    def converge_fail2ban(self, allowlist):
-        """Converges with the system's fail2ban_banaction (skipped when the last converge had it), then
-        puts fail2ban's stock nftables actions in place or takes them away."""
-        banaction = self.spec["banaction"]
+    def converged_vars(self):
+        """The variables of the web host's last converge (BANACTION_MARKER), or None."""
+        text = self.exec("web", ["cat", BANACTION_MARKER], check=False).stdout
+        try:
+            return json.loads(text)
+        except ValueError:
+            return None
+
+    def ensure_converged(self, wanted, allowlist, logname):
+        """Runs converge.yml unless the last converge had exactly these variables (the system's, `wanted`:
+        fail2ban_banaction None keeps the one the host has); the variables the host has now."""
+        current = self.converged_vars() or {}
+        wanted = dict(wanted, nginx_ratelimit_allowlist=list(allowlist))
+        if wanted.get("fail2ban_banaction") is None:
+            wanted["fail2ban_banaction"] = current.get("fail2ban_banaction", "nftables")
+        if current == wanted:
+            return current
+        log("converge web with %s" % json.dumps({key: value for key, value in wanted.items()
+                                                  if key != "nginx_ratelimit_allowlist"}))
+        rc, output = self.playbook(os.path.join(HERE, "converge.yml"), wanted, logname, timeout=1800)
+        if rc != 0:
+            print(output[-4000:], file=sys.stderr)
+            raise RuntimeError("converging the web host failed; log: %s/%s.log" % (self.logs, logname))
+        self.exec("web", ["tee", BANACTION_MARKER], stdin=json.dumps(wanted, sort_keys=True) + "\n")
+        return wanted
+
+    def converge_fail2ban(self, allowlist, variant=None, logname=None):
+        """Converges with the system's fail2ban_banaction and variables (settings.SYSTEMS "vars"), `variant`
+        on top (skipped when the last converge had them all), then puts fail2ban's stock nftables actions in
+        place or takes them away, and restarts fail2ban."""
         self.exec("web", ["sh", "-c", "systemctl disable --now %s >/dev/null 2>&1; nft delete table ip crowdsec "
                           "2>/dev/null; nft delete table ip6 crowdsec6 2>/dev/null; rm -f %s; true"
                           % (" ".join(CROWDSEC_UNITS), " ".join((STOCK_OVERRIDE, WAITS_OVERRIDE)))])
-        if self.exec("web", ["cat", BANACTION_MARKER], check=False).stdout.strip() != banaction:
-            log("converge web with fail2ban_banaction=%s" % banaction)
-            extra = {"fail2ban_banaction": banaction, "nginx_ratelimit_allowlist": allowlist}
-            rc, output = self.playbook(os.path.join(HERE, "converge.yml"), extra, "converge-" + self.action,
-                                       timeout=1800)
-            if rc != 0:
-                print(output[-4000:], file=sys.stderr)
-                raise RuntimeError("converging the web host failed; log: %s/converge-%s.log" % (self.logs, self.action))
-            self.exec("web", ["tee", BANACTION_MARKER], stdin=banaction + "\n")
+        wanted = dict(self.spec.get("vars", {}), fail2ban_banaction=self.spec["banaction"], **(variant or {}))
+        self.ensure_converged(wanted, allowlist, logname or "converge-" + self.action)
         current = self.exec("web", ["cat", "/etc/fail2ban/jail.d/floodguard-banactions.local"]).stdout
         if self.spec.get("stock"):
             log("fail2ban's stock nftables actions replace floodguard_nftables.py (%s)" % STOCK_OVERRIDE)
@@ -254,6 +273,10 @@ class Host:
         self.exec("web", ["systemctl", "restart", "fail2ban"])
 
     def setup_crowdsec(self, allowlist):
+        """NGINX converged with the system's variables (any fail2ban_banaction: fail2ban is stopped), then
+        CrowdSec installed and configured on top (crowdsec.sh)."""
+        self.ensure_converged(dict(self.spec.get("vars", {}), fail2ban_banaction=None), allowlist,
+                              "converge-" + self.action)
         log("CrowdSec from Debian's packages, offline, bouncer polling every %s s" % self.spec["poll_s"])
         with open(os.path.join(HERE, "crowdsec.sh")) as handle:
             self.exec("web", ["sh", "-s", "setup", self.spec["poll_s"], settings.WEB]

@@ -8,12 +8,12 @@ input hook, where the ban sets or chains are looked up, and the kernel answers w
 answers per second. No HTTP, no NGINX, no Django: nothing but the kernel's path.
 
 The ban daemons are left to go idle, then frozen (SIGSTOP), so that only the firewall is compared. Then
-args.perpacket_pairs interleaved pairs A B A B ...: A with 0 bans, B with N. nftables: one client loop runs
-throughout while probe.py toggle points the blocking rules at an empty twin set (A) and back at the ban
-set (B), each for args.perpacket_seconds; its connects are counted per window (CLOCK_MONOTONIC is shared by
-the containers). iptables: the chains are trimmed to 0 (probe.py trim) and refilled to N (probe.py fill,
-in the very shape the action left) between separate client runs. Per pair the relative change
-B / A - 1; the report gives their mean with a 95 % interval (Student's t) and judges it two-sided
+args.perpacket_pairs interleaved pairs A B A B ...: A with 0 bans, B with N. One client loop runs
+throughout while probe.py toggle switches the firewall, each state for args.perpacket_seconds: nftables
+points the blocking rules at an empty twin set (A) and back at the ban set (B); iptables puts a RETURN at
+the top of each ban chain (A) and takes it out (B). The loop's connects are counted per window, from one
+switch's end to the next one's start (CLOCK_MONOTONIC is shared by the containers). Per pair the relative
+change B / A - 1; the report gives their mean with a 95 % interval (Student's t) and judges it two-sided
 against +-goals["perpacket_within"]: a cost that shows, no cost (the interval inside the bound), or
 unresolved (the interval too wide to tell).
 """
@@ -29,7 +29,11 @@ from settings import BAN_NETWORK, MANUAL_JAIL, WEB
 # the ban sets and chains are looked up), so nothing but the kernel's path is in the figure - no NGINX
 # worker that the shared machine's scheduler holds up, whose full accept queue would drop SYNs and stall
 # the loop for a retransmit.
-SETTINGS = {"port": 9, "connect_timeout_s": 0.5, "bin_s": 0.005, "margin_s": 0.02, "delay_s": 1.0}
+# switch_s: what the client loop runs longer per switch, by backend (iptables-nft reads the whole table
+# before it changes it: about 0.8 s at 100,000 rules; nft's rule replace takes milliseconds). A window the
+# loop did not cover to its end is left out.
+SETTINGS = {"port": 9, "connect_timeout_s": 0.5, "bin_s": 0.005, "margin_s": 0.02, "delay_s": 1.0,
+            "switch_s": {"nftables": 0.1, "iptables-multiport": 1.5}}
 # Runs on the client: TCP connect attempts to the web host for a fixed time; each answer (refused, or
 # accepted and closed with RST) is counted in bins of CLOCK_MONOTONIC, which all containers share with the
 # web host, so the bins line up with its switches. Attempts that got no answer are counted apart, in the
@@ -59,7 +63,7 @@ while now < end:
     else:
         slot = int((began - started) / bin_s)
         stalls[slot] = stalls.get(slot, 0) + 1
-print(json.dumps({"t0": started, "bin_s": bin_s, "counts": counts, "stalls": stalls,
+print(json.dumps({"t0": started, "t_end": now, "bin_s": bin_s, "counts": counts, "stalls": stalls,
                   "failed": sum(stalls.values()), "rate": round(sum(counts.values()) / (now - started), 1)}))
 """
 
@@ -69,20 +73,12 @@ def client_command(args, seconds):
             SETTINGS["bin_s"]]
 
 
-def connect_rate(host, args):
-    """One connect loop of the client: {'rate', 'failed', ...}."""
-    done = host.exec("client", client_command(args, args.perpacket_seconds), timeout=args.perpacket_seconds + 60)
-    return json.loads(done.stdout)
-
-
-def answered_rate(loop):
-    """A whole loop's rate of answers; None when an attempt stalled it."""
-    return None if loop["failed"] else loop["rate"]
-
-
 def window_rate(loop, start, end, margin):
     """Answers per second of the client loop between two switches (monotonic), leaving `margin` after the
-    first; None for a window in which an attempt got no answer (it stalled the loop)."""
+    first; None for a window in which an attempt got no answer (it stalled the loop), or that runs past
+    the loop's end."""
+    if end > loop.get("t_end", end):
+        return None
     # Whole bins only (rounded first: 0.52 / 0.01 is 51.99999... in floating point).
     low = int(round((start + margin - loop["t0"]) / loop["bin_s"], 6)) + 1
     high = int(round((end - loop["t0"]) / loop["bin_s"], 6))
@@ -94,9 +90,9 @@ def window_rate(loop, start, end, margin):
 
 
 def toggled_pairs(host, args):
-    """(0-ban rates, N-ban rates) of args.perpacket_pairs pairs switched on the live nftables ruleset while
-    one client loop runs throughout (probe.py toggle)."""
-    seconds = SETTINGS["delay_s"] + 2 * args.perpacket_pairs * args.perpacket_seconds + 1.5
+    """(0-ban rates, N-ban rates) of args.perpacket_pairs pairs switched on the live ruleset while one client
+    loop runs throughout (probe.py toggle), and what the switching reported."""
+    seconds = SETTINGS["delay_s"] + 2 * args.perpacket_pairs * (args.perpacket_seconds + SETTINGS["switch_s"][host.backend]) + 1.5
     client = subprocess.Popen(["docker", "exec", host.container("client")]
                               + [str(item) for item in client_command(args, seconds)],
                               stdout=subprocess.PIPE, universal_newlines=True)
@@ -108,23 +104,19 @@ def toggled_pairs(host, args):
         if client.poll() is None:
             client.kill()
             client.communicate()
-    moments = switched["moments"]
+    rates = window_rates(loop, switched["moments"], SETTINGS["margin_s"])
+    switch_s = [done - began for _state, began, done in switched["moments"]]
+    return rates["A"], rates["B"], {"failed": loop["failed"], "loop_rate": loop["rate"], "rules": switched["rules"],
+                                    "switch_s_max": round(max(switch_s), 3)}
+
+
+def window_rates(loop, moments, margin):
+    """{"A": [...], "B": [...]}: the loop's rate in each state's window, from the end of its switch (plus
+    `margin`) to the start of the next one; moments: [state, began, done] per switch, in order."""
     rates = {"A": [], "B": []}
-    for (state, start), (_next, end) in zip(moments, moments[1:]):
-        rates[state].append(window_rate(loop, start, end, SETTINGS["margin_s"]))
-    return rates["A"], rates["B"], {"failed": loop["failed"], "loop_rate": loop["rate"], "rules": switched["rules"]}
-
-
-def trimmed_pairs(host, args, held, where):
-    """(0-ban rates, N-ban rates) of args.perpacket_pairs pairs, trimming and refilling between runs (iptables:
-    its chains cannot be switched in one cheap step)."""
-    baseline, banned = [], []
-    for _pair in range(args.perpacket_pairs):
-        host.probe("trim", host.backend, BAN_NETWORK, 0, timeout=600)
-        baseline.append(answered_rate(connect_rate(host, args)))
-        host.probe("fill", host.backend, BAN_NETWORK, held, json.dumps(where), timeout=600)
-        banned.append(answered_rate(connect_rate(host, args)))
-    return baseline, banned, {}
+    for (state, _began, done), (_next, next_began, _next_done) in zip(moments, moments[1:]):
+        rates[state].append(window_rate(loop, done, next_began, margin))
+    return rates
 
 
 def top_up(host, size):
@@ -154,15 +146,10 @@ def measure(host, args, size, note=None):
     """args.perpacket_pairs interleaved pairs (0 bans, `size` bans) on the frozen firewall."""
     idle_after = host.wait_fail2ban_idle()
     host.freeze_fail2ban()
-    where = host.probe("target", host.backend, BAN_NETWORK)["target"]
     held = host.banned_in_firewall()
+    method = "toggle: empty twin set" if host.backend == "nftables" else "toggle: RETURN atop the ban chains"
     try:
-        if host.backend == "nftables":
-            baseline, banned, extra = toggled_pairs(host, args)
-            method = "toggle"
-        else:
-            baseline, banned, extra = trimmed_pairs(host, args, held, where)
-            method = "trim-fill"
+        baseline, banned, extra = toggled_pairs(host, args)
     finally:
         host.thaw_fail2ban()
     complete = [(before, after) for before, after in zip(baseline, banned) if before and after]

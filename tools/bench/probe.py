@@ -10,13 +10,13 @@
                                               `systemctl restart UNIT...` (fail2ban), waiting meanwhile as
                                               `wait` does for sets made after the restart began
   probe.py memory  [UNIT...]                  resident memory of the units (fail2ban), NGINX's zones (JSON)
-  probe.py fill    BACKEND NETWORK COUNT [TARGET_JSON]
+  probe.py fill    BACKEND NETWORK COUNT
                                               tops the firewall up to COUNT addresses of NETWORK, in the
                                               shape the ban action left (same set / same rule)
-  probe.py trim    BACKEND NETWORK KEEP       removes addresses of NETWORK until KEEP are left
-  probe.py toggle  nftables NETWORK PAIRS WINDOW_S DELAY_S
-                                              after DELAY_S, PAIRS times: the blocking rules on an empty twin
-                                              set for WINDOW_S (0 bans), then on their set (N bans)
+  probe.py toggle  BACKEND NETWORK PAIRS WINDOW_S DELAY_S
+                                              after DELAY_S, PAIRS times: WINDOW_S with 0 bans in effect (the
+                                              blocking rules on an empty twin set, or a RETURN atop the ban
+                                              chains), then WINDOW_S with the N held
 
 BACKEND is nftables or iptables-multiport. Counting reads the ruleset as the kernel holds it (`nft list
 ruleset`, `iptables-save`): an address counts once it drops packets, whatever fail2ban reports - that is,
@@ -161,17 +161,19 @@ def nft_count(text, network, stale=frozenset()):
 
 def iptables_reached(text):
     """Chains of `iptables-save` text that INPUT reaches (INPUT itself, and chains it jumps to)."""
-    rules = [line.split() for line in text.splitlines() if line.startswith("-A ")]
+    jumps = {}
+    for line in text.splitlines():
+        words = line.split()
+        if words[:1] == ["-A"]:
+            jumps.setdefault(words[1], []).extend(words[words.index("-j") + 1:][:1] if "-j" in words else [])
+    # A target is a chain when some -A line fills it (DROP, REJECT, RETURN never are); one pass per rule.
     reached = ["INPUT"]
-    index = 0
-    while index < len(reached):  # grows while it is walked: the chains INPUT reaches, breadth first
-        chain = reached[index]
-        index += 1
-        for words in rules:
-            if words[1] == chain and "-j" in words:
-                target = words[words.index("-j") + 1]
-                if target not in reached and any(other[1] == target for other in rules):
-                    reached.append(target)
+    seen = set(reached)
+    for chain in reached:  # grows while it is walked: the chains INPUT reaches, breadth first
+        for target in jumps.get(chain, ()):
+            if target not in seen and target in jumps:
+                seen.add(target)
+                reached.append(target)
     return reached
 
 
@@ -357,16 +359,13 @@ def nft_elements(verb, family, table, set_name, addresses):
         subprocess.run(["nft", "-f", "-"], input=script, check=True, universal_newlines=True, env=ENV)
 
 
-def fill(backend, network, wanted, where=None):
-    """Adds addresses of `network` (in order, skipping those held) until the firewall holds `wanted`.
-
-    `where`: what target() said while bans were held (so that a firewall trimmed to 0 can be refilled).
-    """
+def fill(backend, network, wanted):
+    """Adds addresses of `network` (in order, skipping those held) until the firewall holds `wanted`, in
+    the set or rule shape of a ban the system made (target)."""
     text = ruleset(backend)
-    where = target(backend, network, text) or where
+    where = target(backend, network, text)
     if where is None:
-        raise SystemExit("no firewall set or rule holds addresses of %s yet: ban one first (or give the "
-                         "target that `probe.py target` printed)" % network)
+        raise SystemExit("no firewall set or rule holds addresses of %s yet: ban one first" % network)
     if backend == "nftables":
         held = {address for addresses in set_elements(text, network).values() for address in addresses}
         current = nft_count(text, network)[0]
@@ -398,36 +397,6 @@ def fill(backend, network, wanted, where=None):
             "count": count(backend, network), "target": where}
 
 
-def trim(backend, network, keep):
-    """Removes addresses of `network` from the firewall until it holds only the first `keep` of them.
-
-    For the per-packet comparison: with fail2ban frozen, the same sets or chains are emptied and refilled
-    (fill), so that "N bans" and "no bans" are measured minutes apart at most, not a whole bench apart.
-    """
-    text = ruleset(backend)
-    started = time.monotonic()
-    if backend == "nftables":
-        for target_set, addresses in set_elements(text, network).items():
-            nft_elements("delete", *target_set, sorted(addresses, key=ipaddress.IPv4Address)[keep:])
-    else:
-        # Rewrite the chains that ban addresses of the network: flush them, then put back every other rule
-        # (in order) and the first `keep` bans, in one iptables-restore.
-        chains = dict.fromkeys(line.split()[1] for line in text.splitlines() if banned_source(line, network))
-        kept, held = [], 0
-        for line in text.splitlines():
-            if not line.startswith("-A ") or line.split()[1] not in chains:
-                continue
-            if banned_source(line, network):
-                if held >= keep:
-                    continue
-                held += 1
-            kept.append(line)
-        script = ["*filter"] + ["-F %s" % chain for chain in chains] + kept + ["COMMIT", ""]
-        subprocess.run(["iptables-restore", "--noflush"], input="\n".join(script), check=True,
-                       universal_newlines=True, env=ENV)
-    return {"seconds": round(time.monotonic() - started, 3), "count": count(backend, network)}
-
-
 def nft(script):
     subprocess.run(["nft", "-f", "-"], input=script, check=True, universal_newlines=True, env=ENV)
 
@@ -447,14 +416,9 @@ def blocking_rules(family, table, sets):
     return found, parts
 
 
-def toggle(network, pairs, window_s, delay_s, clock=time.monotonic, pause=time.sleep):
-    """Interleaved A B pairs on the live ruleset (nftables): A points every rule that blocks with a set holding
-    addresses of `network` at an empty twin of that set (0 bans), B back at the set itself (N bans); each
-    state lasts window_s. Returns the moments (CLOCK_MONOTONIC, shared by all containers) of each switch.
-
-    A rule replace is one tiny transaction, so the two states follow each other within milliseconds and
-    the machine's drift cancels out of each pair. The original rules are back at the end, also on errors.
-    """
+def nft_switches(network):
+    """(A, B, undo) for toggle on nftables: A points every rule that blocks with a set holding addresses of
+    `network` at an empty twin of that set (0 bans), B back at the set (N bans); undo deletes the twins."""
     text = ruleset("nftables")
     held = set_elements(text, network)
     if not held:
@@ -474,19 +438,64 @@ def toggle(network, pairs, window_s, delay_s, clock=time.monotonic, pause=time.s
             emptied = " ".join("@" + twin if word == "@" + name else word for word in words)
             switch["A"].append("replace rule %s %s %s handle %s %s" % (family, table, chain, handle, emptied))
             switch["B"].append("replace rule %s %s %s handle %s %s" % (family, table, chain, handle, rule))
+    return ((lambda: nft("\n".join(switch["A"]) + "\n")), (lambda: nft("\n".join(switch["B"]) + "\n")),
+            (lambda: nft("".join("delete set %s %s %s\n" % twin for twin in twins))), len(switch["B"]))
+
+
+def iptables_switches(network):
+    """(A, B, undo) for toggle on iptables: A puts a RETURN at the top of every chain INPUT reaches that
+    bans addresses of `network` (packets jump in and straight back: 0 bans), B takes it out (N bans)."""
+    text = ruleset("iptables-multiport")
+    reached = set(iptables_reached(text))
+    chains = sorted({line.split()[1] for line in text.splitlines()
+                     if banned_source(line, network) and line.split()[1] in reached})
+    if not chains:
+        raise SystemExit("no chain INPUT reaches bans addresses of %s: nothing to compare" % network)
+
+    def restore(verb):
+        script = ["*filter"] + ["%s %s 1%s" % (verb, chain, " -j RETURN" if verb == "-I" else "") for chain in chains]
+        subprocess.run(["iptables-restore", "--noflush"], input="\n".join(script + ["COMMIT", ""]), check=True,
+                       universal_newlines=True, env=ENV)
+    state = {"A": False}
+
+    def switch_a():
+        restore("-I")
+        state["A"] = True
+
+    def switch_b():
+        if state["A"]:
+            restore("-D")
+            state["A"] = False
+    return switch_a, switch_b, (lambda: None), len(chains)
+
+
+def toggle(backend, network, pairs, window_s, delay_s, clock=time.monotonic, pause=time.sleep):
+    """Interleaved A B pairs on the live ruleset: A with 0 bans in effect, B with the N that are held
+    (nft_switches, iptables_switches); each state lasts window_s after its switch. Returns each switch's
+    moments [state, began, done] (CLOCK_MONOTONIC, shared by all containers): a window runs from one
+    switch's end to the next one's start.
+
+    A switch is one small transaction (nft: rule replaces; iptables-nft: a rule in or out at the top of
+    each ban chain), so the two states follow each other closely and the machine's drift cancels out of
+    each pair. The original ruleset is back at the end, also on errors.
+    """
+    switch_a, switch_b, undo, rules = (nft_switches if backend == "nftables" else iptables_switches)(network)
+    switches = {"A": switch_a, "B": switch_b}
     moments = []
     try:
         pause(delay_s)
         for _pair in range(pairs):
             for state in ("A", "B"):
-                nft("\n".join(switch[state]) + "\n")
-                moments.append([state, clock()])
+                began = clock()
+                switches[state]()
+                moments.append([state, began, clock()])
                 pause(window_s)
     finally:
-        nft("\n".join(switch["B"]) + "\n")
-        moments.append(["end", clock()])
-        nft("".join("delete set %s %s %s\n" % twin for twin in twins))
-    return {"moments": moments, "rules": len(switch["B"]), "count": count("nftables", network)}
+        began = clock()
+        switch_b()
+        moments.append(["end", began, clock()])
+        undo()
+    return {"moments": moments, "rules": rules, "count": count(backend, network)}
 
 
 def main(argv):
@@ -504,13 +513,11 @@ def main(argv):
         elif command == "restart":
             result = restart(backend, network, int(argv[3]), float(argv[4]), argv[5:] or ("fail2ban",))
         elif command == "fill":
-            result = fill(backend, network, int(argv[3]), json.loads(argv[4]) if len(argv) > 4 else None)
-        elif command == "trim":
-            result = trim(backend, network, int(argv[3]))
+            result = fill(backend, network, int(argv[3]))
         elif command == "toggle":
-            result = toggle(network, int(argv[3]), float(argv[4]), float(argv[5]))
+            result = toggle(backend, network, int(argv[3]), float(argv[4]), float(argv[5]))
         else:
-            raise SystemExit("unknown command %r: count, target, wait, restart, memory, fill, trim or toggle" % command)
+            raise SystemExit("unknown command %r: count, target, wait, restart, memory, fill or toggle" % command)
     json.dump(result, sys.stdout)
     sys.stdout.write("\n")
     return 0

@@ -418,7 +418,9 @@ def restore_section(results):
         return []
     return (["## 3. Restore after restart", "",
              "`systemctl restart` of the ban daemons (fail2ban; crowdsec and crowdsec-firewall-bouncer) with N bans, "
-             "timed until a read that found all N in the firewall again had finished. Goals: %s."
+             "once they are idle after the bans (under 5 %% of a CPU: fail2ban writes its database for seconds "
+             "after a bulk ban, and its stop waits for that), timed until a read that found all N in the firewall "
+             "again had finished. Goals: %s."
              % goals_text(results["goals"], "restore_s"), ""]
             + table(["Bans"] + [label(results, name) for name in actions_in(results, "scale")],
                     [[count(size)] + scale_cells(results, size, "restore") for size in sizes_in(results["scale"])]))
@@ -448,8 +450,9 @@ def perpacket_section(results):
     return (["## 4. Per-packet cost", "",
              "The allowlisted client sends TCP connect attempts to port %s of the web host in a loop (%s s "
              "windows): each SYN passes the input hook with the ban sets or chains, %s. The ban daemons are frozen. "
-             "Interleaved pairs A B A B …: A with the ban sets or chains emptied (0 bans), B refilled to N in the "
-             "shape the action left. The change is the mean of B / A − 1 over the pairs with its 95 %% interval "
+             "Interleaved pairs A B A B …, one client loop throughout: A with 0 bans in effect (nftables: the blocking "
+             "rules pointed at an empty twin set; iptables: a RETURN at the top of each ban chain), B with the N "
+             "held; a window runs from one switch's end to the next one's start. The change is the mean of B / A − 1 over the pairs with its 95 %% interval "
              "(Student's t), judged two-sided: **none** when the interval lies within ±%g%%, **cost** when it lies "
              "below 0 and reaches past −%g%%, **unresolved** when it is too wide to tell. A window in which an "
              "attempt got no answer (a lost SYN stalls the loop) leaves its pair out (results.json counts them)."
@@ -502,6 +505,12 @@ def memory_section(results):
                     [idle_row] + [memory_row(results, size) for size in sizes_in(results["scale"])]))
 
 
+def peer_vars(recorded):
+    """The peers' converge variables as the method names them ("–" for a run that did not record them)."""
+    peers = [value for name, value in recorded.get("system_vars", {}).items() if value and name != recorded.get("ours")]
+    return ", ".join("`%s: %s`" % (key, json.dumps(value)) for key, value in sorted(peers[0].items())) if peers else "–"
+
+
 def method_section(results):
     recorded = results["settings"]
     latency = recorded["phases"]["latency"]
@@ -527,12 +536,14 @@ def method_section(results):
             "the client measures; the kernel's sets and rules keep working." % (
                 recorded.get("perpacket_pairs"), recorded["perpacket_seconds"]),
             "- Systems: each is the same web host set up again: floodguard's defaults and fail2ban's stock "
-            "iptables-multiport by converging with `fail2ban_banaction`; fail2ban's stock nftables actions "
+            "iptables-multiport by converging with `fail2ban_banaction`, the peers with the original recipe's "
+            "NGINX and fail2ban (%s); fail2ban's stock nftables actions "
             "(nftables-multiport / nftables-allports) by a jail.d override of floodguard's actions; CrowdSec "
             "%s from Debian's packages, offline (tools/bench/crowdsec.sh: online_api_credentials.yaml before the "
             "install so it never registers, a fixed cscli hub branch so nothing looks the hub up online, its "
             "shipped hub and nginx collection; its whitelist of private ranges, which covers the test network, "
             "replaced by loopback and the allowlist; fail2ban stopped)." % (
+                peer_vars(recorded),
                 results.get("machine", {}).get("crowdsec", "")),
             "- Memory: VmRSS from /proc/<pid>/status of fail2ban-server; the NGINX zone from /proc/<pid>/smaps.",
             "- The machine was not otherwise idle unless stated; compare columns of the same run rather than runs.",

@@ -50,6 +50,9 @@ BUILT_IN = ("scale", "perpacket")
 # Phases with hosts of their own (lb.py, sync.py) or of no system (waf.py, the edge): once, after the
 # per-system phases.
 STANDALONE = ("lb", "sync", "waf")
+# Per-system phases that run after scale and perpacket: botnet's known-client variant leaves the web host
+# converged with variables of its own.
+LAST = ("botnet",)
 
 
 def new_results(args):
@@ -123,21 +126,27 @@ def scale_and_perpacket(host, args, results):
     host.reset()
 
 
+def run_phases(host, args, results, folder, names):
+    """Each phase of `names` on the system the web host is set up as; results saved after each."""
+    for name in names:
+        outcome = timed(results, name, host.action, PHASE_MODULES[name].run, host, args)
+        if outcome is not None:
+            results.setdefault(name, {})[host.action] = outcome
+        save(results, args, folder)
+
+
 def measure(host, args, results, folder):
     """Every phase asked for, per system; results are saved after each phase."""
     args.sources = timed(results, "testbed", "once", host.up, args.distro, args.reuse)
     for index, system in enumerate(args.systems if set(args.only) - set(STANDALONE) else ()):
         args.action = system
         timed(results, "prepare", system, prepare, host, args, results, index == 0)
-        for name, module in PHASE_MODULES.items():
-            if name in args.only and name not in BUILT_IN + STANDALONE:
-                outcome = timed(results, name, system, module.run, host, args)
-                if outcome is not None:
-                    results.setdefault(name, {})[system] = outcome
-                save(results, args, folder)
+        generic = [name for name in PHASE_MODULES if name in args.only and name not in BUILT_IN + STANDALONE + LAST]
+        run_phases(host, args, results, folder, generic)
         if "scale" in args.only or "perpacket" in args.only:
             scale_and_perpacket(host, args, results)
         save(results, args, folder)
+        run_phases(host, args, results, folder, [name for name in LAST if name in args.only])
     if host.action is None:  # only standalone phases: they set up the collection's own defaults
         host.action = args.action = settings.OURS
     for name in (name for name in STANDALONE if name in args.only):

@@ -17,13 +17,18 @@ BAN_NETWORK = ipaddress.IPv4Network("198.18.0.0/15")
 MANUAL_JAIL = "manual"
 # The jail that bans what NGINX rejects (fail2ban role default).
 ATTACK_JAIL = "nginx-req-limit"
+# The original recipe's NGINX and fail2ban: floodguard's upstream guard and prefix escalation off (the peers
+# run on it; floodguard runs its defaults).
+RECIPE_VARS = {"nginx_ratelimit_guard_enabled": False, "fail2ban_escalation_enabled": False}
 # The systems compared, in the order they run (each a re-configuration of the same web host, same floods):
 #   kind       fail2ban (converged with fail2ban_banaction) or crowdsec (installed on top, fail2ban stopped)
 #   backend    the firewall its bans land in (what probe.py reads)
+#   vars       the converge's variables besides fail2ban_banaction and the allowlist (host.ensure_converged)
 #   stock      fail2ban's own nftables actions replace floodguard_nftables.py (jail.d override)
 #   poll_s     CrowdSec's bouncer: seconds between its polls of the local API (update_frequency)
 #   sleep_interval  the actions' sleepinterval option (jail.d override): fail2ban's sleep step
 #   default    False: only run when --systems names it
+# The order saves converges: the peers share the recipe's variables, and CrowdSec needs no banaction.
 SYSTEMS = {
     "floodguard": {"label": "floodguard (defaults)", "kind": "fail2ban", "banaction": "nftables",
                    "backend": "nftables"},
@@ -32,13 +37,13 @@ SYSTEMS = {
     "floodguard-f2b-waits": {"label": "floodguard, fail2ban's own 0.2 s sleep step (comparison)", "kind": "fail2ban",
                              "banaction": "nftables", "backend": "nftables", "sleep_interval": 0, "default": False},
     "fail2ban-nftables": {"label": "fail2ban, stock nftables action", "kind": "fail2ban", "banaction": "nftables",
-                          "backend": "nftables", "stock": True},
+                          "backend": "nftables", "stock": True, "vars": RECIPE_VARS},
     "fail2ban-iptables": {"label": "fail2ban, iptables-multiport (original recipe)", "kind": "fail2ban",
-                          "banaction": "iptables-multiport", "backend": "iptables-multiport"},
+                          "banaction": "iptables-multiport", "backend": "iptables-multiport", "vars": RECIPE_VARS},
     "crowdsec": {"label": "CrowdSec + bouncer (defaults: 10 s poll)", "kind": "crowdsec", "backend": "nftables",
-                 "poll_s": 10},
+                 "poll_s": 10, "vars": RECIPE_VARS},
     "crowdsec-1s": {"label": "CrowdSec + bouncer (tuned: 1 s poll)", "kind": "crowdsec", "backend": "nftables",
-                    "poll_s": 1},
+                    "poll_s": 1, "vars": RECIPE_VARS},
 }
 DEFAULT_SYSTEMS = [name for name, system in SYSTEMS.items() if system.get("default", True)]
 # --actions (the bench's former option): fail2ban_banaction values and the systems they are now.
@@ -188,6 +193,7 @@ def recorded(args, phases):
     return {
         "quick": args.quick, "only": list(args.only), "systems": list(args.systems),
         "system_labels": {name: SYSTEMS[name]["label"] for name in args.systems}, "ours": OURS,
+        "system_vars": {name: SYSTEMS[name].get("vars", {}) for name in args.systems},
         "sizes": args.sizes, "perpacket_sizes": args.perpacket_sizes, "scale_repeats": args.repeats,
         "scale_repeats_100000_and_more": args.large_repeats, "budget_s": args.budget,
         "latency_runs": args.latency_runs, "perpacket_pairs": args.perpacket_pairs,

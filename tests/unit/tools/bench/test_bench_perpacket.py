@@ -24,4 +24,20 @@ def test_a_window_with_a_stalled_attempt_is_left_out():
     loop = {"t0": 100.0, "bin_s": 0.01, "counts": {str(slot): 5 for slot in range(200)}, "stalls": {"70": 1}}
     assert perpacket.window_rate(loop, 100.5, 101.0, 0.02) is None
     assert perpacket.window_rate(loop, 101.0, 101.5, 0.02) == 500.0
-    assert perpacket.answered_rate({"failed": 1, "rate": 9.0}) is None
+
+
+def test_a_window_the_loop_did_not_cover_to_its_end_is_left_out():
+    loop = {"t0": 100.0, "t_end": 101.2, "bin_s": 0.01, "counts": {str(slot): 5 for slot in range(120)}}
+    assert perpacket.window_rate(loop, 100.5, 101.0, 0.02) == 500.0
+    # Past t_end the bins are empty because the loop had stopped, not because nothing got through.
+    assert perpacket.window_rate(loop, 101.0, 101.5, 0.02) is None
+
+
+def test_windows_run_from_a_switch_s_end_to_the_next_one_s_start():
+    loop = {"t0": 100.0, "bin_s": 0.01, "counts": {str(slot): 5 for slot in range(400)}}
+    loop["counts"].update({str(slot): 1 for slot in range(150, 200)})  # B's window: 100 answers/s
+    # A switched from 100.4 to 100.5, B from 101.0 to 101.5 (a slow iptables-nft switch), the end at 102.0.
+    moments = [["A", 100.4, 100.5], ["B", 101.0, 101.5], ["end", 102.0, 102.1]]
+    rates = perpacket.window_rates(loop, moments, 0.02)
+    # A: bins 53..99 (not the 0.5 s B's switch took); B: bins 153..199.
+    assert rates == {"A": [500.0], "B": [100.0]}

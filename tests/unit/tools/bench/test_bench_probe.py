@@ -261,17 +261,14 @@ def test_fill_adds_only_the_missing_addresses_to_the_set_that_holds_them(monkeyp
     assert result["added"] == 2 and result["target"] == ["inet", "f2b-table", "addr-set-nginx-req-limit"]
 
 
-def test_fill_of_an_emptied_firewall_needs_the_target_it_had(monkeypatch):
+def test_fill_of_an_emptied_firewall_says_to_ban_one_first(monkeypatch):
     empty = STOCK.replace("198.18.0.5, 198.18.0.6", "").replace("\t\telements = { 198.18.0.7 timeout 4h expires "
                                                                 "3h59m48s408ms, 198.18.0.8 timeout 4h expires 3h59m }\n", "")
-    monkeypatch.setattr(probe.subprocess, "run", Commands(empty))
-    with pytest.raises(SystemExit, match="ban one first"):
-        probe.fill("nftables", NETWORK, 2)
     commands = Commands(empty)
     monkeypatch.setattr(probe.subprocess, "run", commands)
-    probe.fill("nftables", NETWORK, 2, ["ip", "crowdsec", "crowdsec-blacklists"])
-    assert ("add element ip crowdsec crowdsec-blacklists { 198.18.0.1, 198.18.0.2 }\n"
-            in [given for _argv, given in commands.calls])
+    with pytest.raises(SystemExit, match="ban one first"):
+        probe.fill("nftables", NETWORK, 2)
+    assert [argv for argv, _given in commands.calls if argv[0] != "nft" or argv[1] != "-a"] == []
 
 
 def test_fill_inserts_iptables_rules_at_the_top_of_the_ban_chain(monkeypatch):
@@ -282,23 +279,6 @@ def test_fill_inserts_iptables_rules_at_the_top_of_the_ban_chain(monkeypatch):
     restore = [given for argv, given in commands.calls if argv[0] == "iptables-restore"]
     assert restore == ["*filter\n-I f2b-manual 1 -s 198.18.0.3/32 -j REJECT --reject-with icmp-port-unreachable\n"
                        "-I f2b-manual 1 -s 198.18.0.4/32 -j REJECT --reject-with icmp-port-unreachable\nCOMMIT\n"]
-
-
-def test_trim_deletes_all_but_the_first_addresses_in_numeric_order(monkeypatch):
-    commands = Commands(RULESET)
-    monkeypatch.setattr(probe.subprocess, "run", commands)
-    probe.trim("nftables", NETWORK, 1)
-    scripts = [given for argv, given in commands.calls if argv == ["nft", "-f", "-"]]
-    assert scripts == ["delete element inet floodguard f2b-manual-v4 { 198.18.0.2, 198.18.0.3 }\n"]
-
-
-def test_trim_rewrites_iptables_ban_chains_keeping_their_other_rules(monkeypatch):
-    commands = Commands(IPTABLES)
-    monkeypatch.setattr(probe.subprocess, "run", commands)
-    probe.trim("iptables-multiport", NETWORK, 0)
-    restore = [given for argv, given in commands.calls if argv[0] == "iptables-restore"]
-    assert restore == ["*filter\n-F f2b-manual\n-F f2b-orphan\n-A f2b-manual -s 198.18.4.0/30 -j DROP\n"
-                       "-A f2b-manual -j RETURN\nCOMMIT\n"]
 
 
 def test_toggle_points_the_blocking_rule_at_an_empty_twin_and_back(monkeypatch):
@@ -312,12 +292,51 @@ def test_toggle_points_the_blocking_rule_at_an_empty_twin_and_back(monkeypatch):
 
     monkeypatch.setattr(probe.subprocess, "run", run)
     clock = Clock(read_s=0)
-    result = probe.toggle(NETWORK, 2, 0.5, 1.0, clock=clock, pause=clock.pause)
+    result = probe.toggle("nftables", NETWORK, 2, 0.5, 1.0, clock=clock, pause=clock.pause)
     to_twin = ("replace rule inet floodguard f2b-manual handle 7 ip saddr @f2b-manual-v4-bench0 counter drop\n")
     back = "replace rule inet floodguard f2b-manual handle 7 ip saddr @f2b-manual-v4 counter drop\n"
     assert scripts[0] == "add set inet floodguard f2b-manual-v4-bench0 { type ipv4_addr; }\n"
     assert scripts[1:6] == [to_twin, back, to_twin, back, back]
     assert scripts[6] == "delete set inet floodguard f2b-manual-v4-bench0\n"
     # A and B each last the window; the original rule is back at the end.
-    assert [state for state, _moment in result["moments"]] == ["A", "B", "A", "B", "end"]
-    assert [moment for _state, moment in result["moments"]] == [1001.0, 1001.5, 1002.0, 1002.5, 1003.0]
+    assert [state for state, _began, _done in result["moments"]] == ["A", "B", "A", "B", "end"]
+    assert [done for _state, _began, done in result["moments"]] == [1001.0, 1001.5, 1002.0, 1002.5, 1003.0]
+
+
+def test_toggle_on_iptables_returns_at_the_top_of_each_ban_chain_input_reaches_and_takes_it_out(monkeypatch):
+    commands = Commands(IPTABLES)
+    monkeypatch.setattr(probe.subprocess, "run", commands)
+
+    class SlowClock(Clock):
+        """Each switch takes 0.8 s (iptables-nft reads the table first): the moments say when it began and ended."""
+
+        def __call__(self):
+            self.now += 0.4
+            return self.now
+
+    clock = SlowClock(read_s=0)
+    result = probe.toggle("iptables-multiport", NETWORK, 1, 0.5, 1.0, clock=clock, pause=clock.pause)
+    restores = [given for argv, given in commands.calls if argv[0] == "iptables-restore"]
+    # f2b-orphan bans an address too, but INPUT never reaches it; the final switch back is a no-op.
+    assert restores == ["*filter\n-I f2b-manual 1 -j RETURN\nCOMMIT\n", "*filter\n-D f2b-manual 1\nCOMMIT\n"]
+    assert result["rules"] == 1
+    assert [state for state, _began, _done in result["moments"]] == ["A", "B", "end"]
+    # began/done of each switch: 0.4 s apart (one clock read each), the window of 0.5 s in between.
+    assert [[round(began, 1), round(done, 1)] for _state, began, done in result["moments"]] == [
+        [1001.4, 1001.8], [1002.7, 1003.1], [1004.0, 1004.4]]
+
+
+def test_toggle_on_iptables_without_a_reached_ban_chain_changes_nothing(monkeypatch):
+    orphan_only = IPTABLES.replace("-A INPUT -p tcp -m multiport --dports 0:65535 -j f2b-manual\n", "")
+    commands = Commands(orphan_only)
+    monkeypatch.setattr(probe.subprocess, "run", commands)
+    with pytest.raises(SystemExit, match="nothing to compare"):
+        probe.toggle("iptables-multiport", NETWORK, 1, 0.5, 1.0, clock=Clock(0), pause=lambda seconds: None)
+    assert [argv for argv, _given in commands.calls if argv[0] == "iptables-restore"] == []
+
+
+def test_iptables_reach_follows_jumps_from_input_only():
+    text = IPTABLES.replace("-A f2b-manual -j RETURN\n", "-A f2b-manual -j f2b-deeper\n-A f2b-manual -j RETURN\n"
+                            "-A f2b-deeper -s 198.18.7.7/32 -j DROP\n-A f2b-orphan -j f2b-behind-orphan\n"
+                            "-A f2b-behind-orphan -s 198.18.6.6/32 -j DROP\n")
+    assert probe.iptables_reached(text) == ["INPUT", "f2b-manual", "f2b-deeper"]

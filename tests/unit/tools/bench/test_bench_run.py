@@ -34,3 +34,25 @@ def test_a_phase_that_fails_still_has_its_time(monkeypatch):
     with pytest.raises(RuntimeError):
         run.timed(results, "prepare", "crowdsec", failing)
     assert results["phase_wall_s"] == {"testbed": {"once": 20.0}, "prepare": {"crowdsec": 4.0}}
+
+
+def test_botnet_runs_after_scale_and_perpacket_for_each_system(monkeypatch, tmp_path):
+    order = []
+
+    class Bench:
+        action = None
+
+        def up(self, distro, reuse):
+            return ["192.0.2.%d" % item for item in range(10)]
+
+    for name in ("latency", "botnet"):
+        monkeypatch.setattr(run.PHASE_MODULES[name], "run",
+                            lambda host, args, name=name: order.append((name, host.action)) or {})
+    monkeypatch.setattr(run, "prepare", lambda host, args, results, first: setattr(host, "action", args.action))
+    monkeypatch.setattr(run, "scale_and_perpacket", lambda host, args, results: order.append(("scale", host.action)))
+    monkeypatch.setattr(run, "save", lambda results, args, folder: None)
+    args = run.settings.parse_args(["--only", "botnet,scale,latency", "--systems", "floodguard,fail2ban-nftables"])
+    args.started = time.time()
+    run.measure(Bench(), args, run.new_results(args), str(tmp_path))
+    assert order == [("latency", "floodguard"), ("scale", "floodguard"), ("botnet", "floodguard"),
+                     ("latency", "fail2ban-nftables"), ("scale", "fail2ban-nftables"), ("botnet", "fail2ban-nftables")]
