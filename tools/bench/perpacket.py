@@ -29,23 +29,28 @@ from settings import BAN_NETWORK, MANUAL_JAIL, WEB
 # the ban sets and chains are looked up), so nothing but the kernel's path is in the figure - no NGINX
 # worker that the shared machine's scheduler holds up, whose full accept queue would drop SYNs and stall
 # the loop for a retransmit.
-# switch_s: what the client loop runs longer per switch, by backend (iptables-nft reads the whole table
-# before it changes it: about 0.8 s at 100,000 rules; nft's rule replace takes milliseconds). A window the
-# loop did not cover to its end is left out.
+# switch_s: what the client loop may run longer per switch, by backend (iptables-nft reads the whole table
+# before it changes it: about 0.8 s at 100,000 rules; nft's rule replace takes milliseconds); the loop stops
+# once toggle has ended. A window the loop did not cover to its end is left out.
 SETTINGS = {"port": 9, "connect_timeout_s": 0.5, "bin_s": 0.005, "margin_s": 0.02, "delay_s": 1.0,
-            "switch_s": {"nftables": 0.1, "iptables-multiport": 1.5}}
+            "switch_s": {"nftables": 0.5, "iptables-multiport": 3.0}}
 # Runs on the client: TCP connect attempts to the web host for a fixed time; each answer (refused, or
 # accepted and closed with RST) is counted in bins of CLOCK_MONOTONIC, which all containers share with the
 # web host, so the bins line up with its switches. Attempts that got no answer are counted apart, in the
 # bin they started in (a window holding one is left out).
-CONNECT_LOOP = """import json, socket, struct, sys, time
+CONNECT_LOOP = """import json, os, socket, struct, sys, time
 host, port, seconds, timeout, bin_s = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5])
+stop_file = sys.argv[6]
 linger = struct.pack("ii", 1, 0)
 counts, stalls = {}, {}
 started = time.monotonic()
 end = started + seconds
-now = started
+now = look = started
 while now < end:
+    if now >= look:  # the caller ends the loop early by creating stop_file
+        if os.path.exists(stop_file):
+            break
+        look = now + 0.1
     began = now
     try:
         conn = socket.create_connection((host, port), timeout=timeout)
@@ -68,9 +73,12 @@ print(json.dumps({"t0": started, "t_end": now, "bin_s": bin_s, "counts": counts,
 """
 
 
+STOP_FILE = "/tmp/floodguard-bench-perpacket.stop"
+
+
 def client_command(args, seconds):
     return ["python3", "-c", CONNECT_LOOP, WEB, SETTINGS["port"], seconds, SETTINGS["connect_timeout_s"],
-            SETTINGS["bin_s"]]
+            SETTINGS["bin_s"], STOP_FILE]
 
 
 def window_rate(loop, start, end, margin):
@@ -93,12 +101,14 @@ def toggled_pairs(host, args):
     """(0-ban rates, N-ban rates) of args.perpacket_pairs pairs switched on the live ruleset while one client
     loop runs throughout (probe.py toggle), and what the switching reported."""
     seconds = SETTINGS["delay_s"] + 2 * args.perpacket_pairs * (args.perpacket_seconds + SETTINGS["switch_s"][host.backend]) + 1.5
+    host.exec("client", ["rm", "-f", STOP_FILE])
     client = subprocess.Popen(["docker", "exec", host.container("client")]
                               + [str(item) for item in client_command(args, seconds)],
                               stdout=subprocess.PIPE, universal_newlines=True)
     try:
         switched = host.probe("toggle", host.backend, BAN_NETWORK, args.perpacket_pairs, args.perpacket_seconds,
                               SETTINGS["delay_s"], timeout=seconds + 120)
+        host.exec("client", ["touch", STOP_FILE])
         loop = json.loads(client.communicate(timeout=seconds + 60)[0])
     finally:
         if client.poll() is None:
@@ -107,7 +117,7 @@ def toggled_pairs(host, args):
     rates = window_rates(loop, switched["moments"], SETTINGS["margin_s"])
     switch_s = [done - began for _state, began, done in switched["moments"]]
     return rates["A"], rates["B"], {"failed": loop["failed"], "loop_rate": loop["rate"], "rules": switched["rules"],
-                                    "switch_s_max": round(max(switch_s), 3)}
+                                    "switch_s_max": round(max(switch_s), 3), "banned_in_firewall": switched["count"]}
 
 
 def window_rates(loop, moments, margin):
@@ -149,6 +159,8 @@ def measure(host, args, size, note=None):
     held = host.banned_in_firewall()
     method = "toggle: empty twin set" if host.backend == "nftables" else "toggle: RETURN atop the ban chains"
     try:
+        # extra["banned_in_firewall"]: toggle's count once the bans were back, the daemon still frozen (once
+        # thawed, fail2ban-iptables' watches each read 100,000 rules at once).
         baseline, banned, extra = toggled_pairs(host, args)
     finally:
         host.thaw_fail2ban()
@@ -157,8 +169,7 @@ def measure(host, args, size, note=None):
     change = stats.paired_change([before for before, _after in complete], [after for _before, after in complete])
     entry = dict(extra, bans=held, pairs=len(complete), method=method, baseline=baseline, banned=banned,
                  baseline_rate=stats.summarize(baseline), banned_rate=stats.summarize(banned), change=change,
-                 verdict=stats.verdict(change["ci95"], args.perpacket_within), fail2ban_idle_after_s=idle_after,
-                 banned_in_firewall=host.banned_in_firewall())
+                 verdict=stats.verdict(change["ci95"], args.perpacket_within), fail2ban_idle_after_s=idle_after)
     if note:
         entry["note"] = note
     ci = change["ci95"] or {}

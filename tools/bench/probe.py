@@ -210,7 +210,7 @@ def count(backend, network, stale=frozenset()):
     return count_detail(backend, network, stale)["count"]
 
 
-def wait(backend, network, wanted, limit_s, clock=time.time, pause=time.sleep, stale=frozenset):
+def wait(backend, network, wanted, limit_s, clock=time.time, pause=time.sleep, stale=frozenset, trace=None):
     """Polls until the first `wanted` addresses of `network` are in the firewall, or `limit_s` passed.
 
     The moment reported is when the confirming read had *finished* ("epoch"); the bans were complete at
@@ -220,6 +220,7 @@ def wait(backend, network, wanted, limit_s, clock=time.time, pause=time.sleep, s
     Every poll is a whole count (a read of 100,000 nftables elements takes about 0.6 s; `nft get element`
     of a sample is no cheaper, since nft reads the whole set for it). `stale()`: the set identities not
     to count at this poll (restart). `count` is None when the limit passed (the caller counts once bans stop).
+    `trace` (nftables): a list that gets [read start, read end, addresses dropped by any set] per poll.
     """
     started = clock()
     lower = started
@@ -227,7 +228,12 @@ def wait(backend, network, wanted, limit_s, clock=time.time, pause=time.sleep, s
     while True:
         read_started = clock()
         polls += 1
-        held = count(backend, network, stale()) if backend == "nftables" else count(backend, network)
+        if trace is not None and backend == "nftables":
+            text = ruleset(backend)
+            held = nft_count(text, network, stale())[0]
+            trace.append([read_started, clock(), nft_count(text, network)[0]])
+        else:
+            held = count(backend, network, stale()) if backend == "nftables" else count(backend, network)
         read_ended = clock()
         if held is not None and held >= wanted:
             return {"count": held, "wanted": wanted, "done": True, "polls": polls, "epoch": read_ended,
@@ -249,7 +255,14 @@ def restart(backend, network, wanted, limit_s, units=("fail2ban",)):
     since the restart began; once the command has returned, every set counts (a daemon that keeps its set
     over a restart). iptables rules have no handles: there the wait starts when the command has returned.
     """
-    before = nft_sets(ruleset(backend)) if backend == "nftables" else frozenset()
+    trace = []
+    if backend == "nftables":
+        started = time.time()
+        text = ruleset(backend)
+        before = nft_sets(text)
+        trace.append([started, time.time(), nft_count(text, network)[0]])
+    else:
+        before = frozenset()
     ended = {}
 
     def run():
@@ -261,12 +274,39 @@ def restart(backend, network, wanted, limit_s, units=("fail2ban",)):
     command.start()
     if backend != "nftables":
         command.join()
-    result = wait(backend, network, wanted, limit_s, stale=lambda: before if command.is_alive() else frozenset())
+    result = wait(backend, network, wanted, limit_s, stale=lambda: before if command.is_alive() else frozenset(),
+                  trace=trace if backend == "nftables" else None)
     command.join()
     if ended["rc"]:
         raise SystemExit("systemctl restart %s failed (rc %s)" % (" ".join(units), ended["rc"]))
     result.update(restart_epoch=restart_epoch, restart_command_s=round(ended["epoch"] - restart_epoch, 3))
+    if backend == "nftables":
+        result["unenforced"] = enforcement_gap(trace, wanted)
     return result
+
+
+def enforcement_gap(trace, wanted):
+    """How long fewer than `wanted` addresses were dropped, from reads [start, end, dropped] in order.
+
+    A read is a snapshot at some moment between its start and end. The gap runs from the last read that
+    saw all (before the first that did not) to the first that saw all again: at most the later one's end
+    minus the earlier one's start ("upper_s"), at least the last short read's start minus the first short
+    read's end ("lower_s", 0 when one read saw it). No short read: none seen ("reads_short": 0), which
+    bounds a gap, if any, by the polls' spacing. Not whole again by the last read: "closed" False.
+    """
+    short = [index for index, read in enumerate(trace) if read[2] < wanted]
+    if not short:
+        return {"reads_short": 0, "closed": True, "upper_s": 0.0, "lower_s": 0.0}
+    first = short[0]
+    again = next((index for index in range(first + 1, len(trace)) if trace[index][2] >= wanted), None)
+    if again is None or first == 0:
+        return {"reads_short": len(short), "closed": again is not None, "upper_s": None, "lower_s": None,
+                "least_dropped": min(trace[index][2] for index in short)}
+    last_short = again - 1
+    return {"reads_short": again - first, "closed": True,
+            "upper_s": round(trace[again][1] - trace[first - 1][0], 3),
+            "lower_s": round(max(0.0, trace[last_short][0] - trace[first][1]), 3),
+            "least_dropped": min(trace[index][2] for index in range(first, again))}
 
 
 def main_pid(unit):

@@ -413,9 +413,36 @@ def scale_section(results):
                     [[count(size)] + task_times(results, size) for size in sizes]))
 
 
+def gap_cell(run):
+    """One restore run's stretch with fewer than N dropped (probe.enforcement_gap), as the report prints it."""
+    gap = run.get("unenforced")
+    if not gap:
+        return None
+    if gap["reads_short"] == 0:
+        return "none seen"
+    if not gap["closed"] or gap["upper_s"] is None:
+        return "not whole again"
+    return "%s–%s (down to %s dropped)" % (seconds(gap["lower_s"]), seconds(gap["upper_s"]), count(gap["least_dropped"]))
+
+
+def gap_cells(results, size):
+    cells = []
+    for system in actions_in(results, "scale"):
+        runs = (results["scale"][system].get(str(size)) or {}).get("restore", [])
+        cells.append("; ".join(cell for cell in (gap_cell(run) for run in runs) if cell) or "–")
+    return cells
+
+
 def restore_section(results):
     if not results.get("scale"):
         return []
+    gaps = [[count(size)] + gap_cells(results, size) for size in sizes_in(results["scale"])]
+    gap_lines = [] if all(cell == "–" for row in gaps for cell in row[1:]) else (
+        ["How long fewer than N were dropped during each restart (nftables: every read of the restore counts "
+         "the old sets too; from the last read that saw all N to the first that saw them again, at least and at "
+         "most; and the fewest dropped meanwhile; \"none seen\": no read saw fewer, so a gap, if any, "
+         "was shorter than a read):", ""]
+        + table(["Bans"] + [label(results, name) for name in actions_in(results, "scale")], gaps))
     return (["## 3. Restore after restart", "",
              "`systemctl restart` of the ban daemons (fail2ban; crowdsec and crowdsec-firewall-bouncer) with N bans, "
              "once they are idle after the bans (under 5 %% of a CPU: fail2ban writes its database for seconds "
@@ -423,7 +450,8 @@ def restore_section(results):
              "again had finished. Goals: %s."
              % goals_text(results["goals"], "restore_s"), ""]
             + table(["Bans"] + [label(results, name) for name in actions_in(results, "scale")],
-                    [[count(size)] + scale_cells(results, size, "restore") for size in sizes_in(results["scale"])]))
+                    [[count(size)] + scale_cells(results, size, "restore") for size in sizes_in(results["scale"])])
+            + gap_lines)
 
 
 def rate(value):

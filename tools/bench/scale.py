@@ -130,6 +130,8 @@ def restore_run(host, args, size):
     waited = host.probe("restart", host.backend, BAN_NETWORK, size, args.cap, *host.units, timeout=args.cap + 300)
     run = {"done": waited["done"], "of": size, "restart_command_s": waited["restart_command_s"],
            "idle_after_ban_s": idle_after}
+    if "unenforced" in waited:
+        run["unenforced"] = waited["unenforced"]
     if waited["done"]:
         run.update(finished(waited, waited["restart_epoch"]), count=waited["count"])
     else:

@@ -76,7 +76,7 @@ QUICK_DEFAULTS = {"sizes": "10000", "perpacket_sizes": "10000", "repeats": 3, "l
                   "only": ",".join(phase for phase in PHASES if phase not in OPT_IN_PHASES)}
 # cap: a stock action that has not banned 10,000 within 60 s says so ("> 60 s, n of 10,000") as well as at 90 s.
 FULL_DEFAULTS = {"sizes": "10000,100000", "perpacket_sizes": "100000", "repeats": 3, "latency_runs": 20,
-                 "perpacket_pairs": 24, "perpacket_seconds": 1.0, "large_repeats": 3,
+                 "perpacket_pairs": 20, "perpacket_seconds": 1.0, "large_repeats": 3,
                  "cap": 60, "systems": ",".join(DEFAULT_SYSTEMS),
                  "only": ",".join(phase for phase in PHASES if phase not in OPT_IN_PHASES)}
 HELP = """Phases, per system (--systems; each a re-configuration of the same web host):

@@ -405,6 +405,10 @@ class NftablesAction(batching.BatchingAction):
         self._forget_preloaded()
         with self._apply_lock:
             self._take_pending()
+            if self._bulk_log.stopping:
+                # stop() removes the sets once fail2ban has gone through every ticket (seconds at 100,000):
+                # until then they keep dropping, so that a restart leaves no gap but the new start's.
+                return True
             error = self._nft.run("\n".join("flush set %s %s" % (TABLE, name) for name in sorted(self._settings.sets.values())))
         if error:
             self._logSys.error("[%s] cannot flush nftables sets: %s", self._jail.name, error)

@@ -5,6 +5,10 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import time
+
 import bench_modules
 
 perpacket = bench_modules.load("perpacket")
@@ -41,3 +45,14 @@ def test_windows_run_from_a_switch_s_end_to_the_next_one_s_start():
     rates = perpacket.window_rates(loop, moments, 0.02)
     # A: bins 53..99 (not the 0.5 s B's switch took); B: bins 153..199.
     assert rates == {"A": [500.0], "B": [100.0]}
+
+
+def test_the_client_loop_ends_once_its_stop_file_exists(tmp_path):
+    # Loopback only, port 9 (closed: each connect is refused at once); the loop would run 60 s without the file.
+    stop = tmp_path / "stop"
+    argv = ["python3", "-c", perpacket.CONNECT_LOOP, "127.0.0.1", "9", "60", "0.5", "0.005", str(stop)]
+    loop = subprocess.Popen(argv, stdout=subprocess.PIPE, universal_newlines=True)
+    time.sleep(0.3)
+    stop.touch()
+    out = json.loads(loop.communicate(timeout=30)[0])
+    assert out["t_end"] - out["t0"] < 30 and sum(out["counts"].values()) > 0

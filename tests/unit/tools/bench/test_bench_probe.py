@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib.util
 import ipaddress
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -223,6 +224,30 @@ def test_restart_counts_only_sets_made_after_it_began_while_the_command_runs(mon
     # The first listing is the one before the restart; the old set, full, is not counted while it runs.
     assert result["done"] and result["count"] == 3 and result["polls"] == 3
     assert result["restart_command_s"] >= 0
+    # The old set dropped all 3 until the new one did: no read saw fewer.
+    assert result["unenforced"] == {"reads_short": 0, "closed": True, "upper_s": 0.0, "lower_s": 0.0}
+
+
+def test_restart_sees_the_gap_between_the_old_sets_and_the_new(monkeypatch):
+    old, remade = with_handles(RULESET, 7, 1), with_handles(RULESET, 8, 1)
+    gone = old.replace("198.18.0.1, 198.18.0.2,\n\t\t\t\t 198.18.0.3", "198.18.0.1")
+    listings = iter([old, old, gone, gone, remade])
+    monkeypatch.setattr(probe, "ruleset", lambda backend: next(listings))
+    monkeypatch.setattr(probe.subprocess, "run", lambda argv, **kwargs: time.sleep(0.2) or type("Done", (), {"returncode": 0})())
+    result = probe.restart("nftables", NETWORK, 3, 10)
+    gap = result["unenforced"]
+    assert gap["reads_short"] == 2 and gap["closed"] and gap["least_dropped"] == 1
+    assert gap["upper_s"] >= gap["lower_s"] >= 0
+
+
+def test_the_enforcement_gap_is_bounded_by_the_reads_around_it():
+    trace = [[0.0, 0.5, 100], [0.6, 1.1, 100], [1.2, 1.7, 0], [1.8, 2.3, 40], [2.4, 2.9, 100]]
+    # From the last whole read's start (0.6) to the first whole one's end (2.9); at least from the first
+    # short read's end (1.7) to the last short one's start (1.8).
+    assert probe.enforcement_gap(trace, 100) == {"reads_short": 2, "closed": True, "upper_s": 2.3, "lower_s": 0.1,
+                                                 "least_dropped": 0}
+    assert probe.enforcement_gap(trace[:4], 100)["closed"] is False
+    assert probe.enforcement_gap([[0.0, 0.5, 10], [0.6, 1.1, 100]], 100)["upper_s"] is None
 
 
 def test_restart_of_a_daemon_that_keeps_its_set_counts_it_once_the_command_returned(monkeypatch):

@@ -172,3 +172,21 @@ def test_the_botnet_floods_have_rows_in_the_lead_table(results):
     assert banned[1:3] == ["12.5 s", "> 30 s (2,366 of 9,900)"]
     peak = cells(text, "botnet of 10,000 addresses: upstream's peak requests")
     assert peak[1:3] == ["221/s", "1680/s"] and peak[-1] == "%.2f×" % (221 / 1680)
+
+
+def test_the_restore_section_gives_each_run_s_enforcement_gap(results):
+    system = next(iter(results["scale"]))
+    size = next(iter(results["scale"][system]))
+    restores = results["scale"][system][size]["restore"]
+    restores[0]["unenforced"] = {"reads_short": 2, "closed": True, "upper_s": 1.25, "lower_s": 0.1, "least_dropped": 0}
+    text = "\n".join(report.restore_section(results))
+    gaps = text[text.index("How long fewer than N were dropped"):]
+    assert cells(gaps, format(int(size), ","))[1] == "100 ms–1.25 s (down to 0 dropped)"
+
+
+def test_a_run_without_the_gap_figure_leaves_its_table_out(results):
+    for entry in results["scale"].values():
+        for size in entry.values():
+            for run in size.get("restore", []):
+                run.pop("unenforced", None)
+    assert "How long fewer than N" not in "\n".join(report.restore_section(results))

@@ -221,6 +221,24 @@ def test_stop_flushes_pending_bans_and_leaves_other_jails_alone():
 
 
 @pytest.mark.usefixtures("netns")
+def test_a_stopping_jail_keeps_dropping_until_stop_removes_its_sets_and_unban_all_empties_them():
+    jail, action = make_action()
+    action.start()
+    ban(action, jail, "192.0.2.1")
+    assert wait_for(lambda: elements("f2b-manual-v4") == ["192.0.2.1"])
+    assert action.flush() is True  # fail2ban-client unban --all: the jail runs on, its sets are emptied
+    assert elements("f2b-manual-v4") == []
+    ban(action, jail, "192.0.2.2")
+    assert wait_for(lambda: elements("f2b-manual-v4") == ["192.0.2.2"])
+    # A stop (or restart): fail2ban goes through every ticket after flush(), seconds at 100,000 bans.
+    jail.actions.active = False
+    assert action.flush() is True
+    assert elements("f2b-manual-v4") == ["192.0.2.2"]
+    action.stop()
+    assert "f2b-manual" not in nft("list", "table", "inet", "floodguard")
+
+
+@pytest.mark.usefixtures("netns")
 def test_overlapping_network_is_logged_and_does_not_lose_the_batch(caplog):
     jail, action = make_action()
     action.start()
