@@ -443,11 +443,13 @@ def section(results):
     rows = [("upstream guard / prefix escalation",
              ["%s / %s" % ("on" if botnet[s]["guard"] else "off", "on" if botnet[s]["escalation"] else "off")
               for s in systems])]
+    def banned(entry):
+        return stats.spread(entry, _seconds) if entry.get("n") else "not reached in %d s (%s)" % (
+            SETTINGS["cap_s"], ", ".join("%d of %d" % (u["count"], u["of"]) for u in entry["unfinished"]))
+
     for size in sizes:
         rows.append(("%s addresses: 99 %% banned after" % "{:,}".format(size),
-                     [_cell(size_entry(s, size), lambda e: stats.spread(e, _seconds) if e.get("n") else
-                            "not reached in %d s (%s)" % (SETTINGS["cap_s"], ", ".join(
-                                "%d of %d" % (u["count"], u["of"]) for u in e["unfinished"]))) for s in systems]))
+                     [_cell(size_entry(s, size), banned) for s in systems]))
         rows.append(("%s: legitimate client's 2xx during the flood (median; lowest)" % "{:,}".format(size),
                      [_cell(size_entry(s, size), lambda e: None if e["legit_share_median"] is None else "%s; %s" % (
                          percent(e["legit_share_median"]), percent(e["legit_share_min"]))) for s in systems]))
@@ -464,8 +466,7 @@ def section(results):
              if str(max(sizes)) in botnet[s].get("known_client", {})}
     if known:
         tag = "%s, legitimate client in nginx_ratelimit_guard_known_clients" % "{:,}".format(max(sizes))
-        rows.append(("%s: 99 %% banned after" % tag,
-                     [_cell(known.get(s), lambda e: stats.spread(e, _seconds)) for s in systems]))
+        rows.append(("%s: 99 %% banned after" % tag, [_cell(known.get(s), banned) for s in systems]))
         rows.append(("%s: its 2xx during the flood (median; lowest)" % tag,
                      [_cell(known.get(s), lambda e: None if e["legit_share_median"] is None else "%s; %s" % (
                          percent(e["legit_share_median"]), percent(e["legit_share_min"]))) for s in systems]))

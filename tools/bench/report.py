@@ -108,8 +108,9 @@ def header(results):
     ]
     load = results.get("load_average")
     if load:
-        lines.append("- Load average (1 min) of the machine at the start and end of the run: %s and %s (%s CPUs); "
-                     "above the CPU count, other work was competing with the bench." % (
+        lines.append("- Load average (1 min) of the machine at the start and end of the run: %s and %s (%s CPUs). It "
+                     "counts the bench's own floods and daemons too (the run ends with botnet floods); at the start, "
+                     "above the CPU count means other work was competing with the bench." % (
                          load.get("start"), load.get("end"), machine.get("nproc")))
     lines.append("")
     notes = ["> Note: %s" % note for note in results.get("notes", [])]
@@ -206,6 +207,33 @@ def capped_cell(results, system, name):
     return "> %s s (%s of %s)" % (run.get("cap_s") or cap or "?", count(run["count"]), count(run["of"]))
 
 
+def run_range(results, system, name):
+    """(fastest, slowest) of the runs behind a lead-table median of repeated runs (ban, task, restore, botnet);
+    None for the other rows (a percentile or a single sample) or without finished runs."""
+    words = name.split()
+    if words[0] == "botnet" and "banned" in name:
+        summary = botnet_summary(results, system, words[2].replace(",", ""))
+    elif words[0] in ("ban", "restore"):
+        entry = (((results.get("scale") or {}).get(system) or {}).get(words[1].replace(",", "")) or {})
+        if "task" in name:
+            summary = summarize([run.get("task_s") for run in entry.get("ban", [])])
+        else:
+            summary = entry.get(words[0] + "_summary") or {}
+    else:
+        return None
+    if summary.get("min") is None or summary.get("max") is None:
+        return None
+    return summary["min"], summary["max"]
+
+
+def standing(results, name, values, ours, best):
+    """leads, trails, or ties: the same median, or runs whose ranges overlap (the medians' order is noise)."""
+    mine, theirs = run_range(results, ours, name), run_range(results, best, name)
+    if values[ours] == values[best] or (mine and theirs and mine[0] <= theirs[1] and theirs[0] <= mine[1]):
+        return "ties"
+    return "leads" if values[ours] < values[best] else "trails"
+
+
 def ratio(values, ours):
     """ours / the best (lowest) peer, e.g. '0.25×'; '–' without both."""
     peers = [value for system, value in values.items() if system != ours and value is not None]
@@ -277,7 +305,7 @@ def closing_section(results):
         if values.get(ours) is None or not peers:
             continue
         best = min(peers, key=peers.get)
-        verb = "leads" if values[ours] < peers[best] else "trails" if values[ours] > peers[best] else "ties"
+        verb = standing(results, name, values, ours, best)
         lines.append("- %s: %s %s (%s against %s for %s). %s." % (
             name, ours, verb, fmt(values[ours]), fmt(peers[best]), label(results, best),
             sentence(REASONS.get(name.split()[0], ""))))

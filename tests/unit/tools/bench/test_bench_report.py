@@ -190,3 +190,18 @@ def test_a_run_without_the_gap_figure_leaves_its_table_out(results):
             for run in size.get("restore", []):
                 run.pop("unenforced", None)
     assert "How long fewer than N" not in "\n".join(report.restore_section(results))
+
+
+def test_a_figure_whose_runs_overlap_the_best_peer_s_is_a_tie_not_a_lead_or_a_trail(results):
+    ours, peer = results["settings"]["ours"], next(s for s in results["settings"]["systems"] if s != results["settings"]["ours"])
+    size = next(iter(results["scale"][ours]))
+    name = "ban %s until dropped" % format(int(size), ",")
+    summaries = {ours: results["scale"][ours][size]["ban_summary"], peer: results["scale"][peer][size]["ban_summary"]}
+    summaries[ours].update(median=1.53, min=1.48, max=1.66, unfinished=[])
+    summaries[peer].update(median=1.52, min=1.50, max=1.56, unfinished=[])
+    values = {ours: 1.53, peer: 1.52}
+    assert report.standing(results, name, values, ours, peer) == "ties"
+    summaries[peer].update(median=1.20, min=1.10, max=1.30)
+    assert report.standing(results, name, {ours: 1.53, peer: 1.20}, ours, peer) == "trails"
+    # A percentile has no runs' range: its order decides.
+    assert report.standing(results, "attack-to-drop p95", {ours: 0.03, peer: 0.5}, ours, peer) == "leads"
