@@ -443,6 +443,7 @@ def section(results):
     rows = [("upstream guard / prefix escalation",
              ["%s / %s" % ("on" if botnet[s]["guard"] else "off", "on" if botnet[s]["escalation"] else "off")
               for s in systems])]
+
     def banned(entry):
         return stats.spread(entry, _seconds) if entry.get("n") else "not reached in %d s (%s)" % (
             SETTINGS["cap_s"], ", ".join("%d of %d" % (u["count"], u["of"]) for u in entry["unfinished"]))

@@ -244,8 +244,8 @@ class Host:
             wanted["fail2ban_banaction"] = current.get("fail2ban_banaction", "nftables")
         if current == wanted:
             return current
-        log("converge web with %s" % json.dumps({key: value for key, value in wanted.items()
-                                                  if key != "nginx_ratelimit_allowlist"}))
+        shown = {key: value for key, value in wanted.items() if key != "nginx_ratelimit_allowlist"}
+        log("converge web with %s" % json.dumps(shown))
         rc, output = self.playbook(os.path.join(HERE, "converge.yml"), wanted, logname, timeout=1800)
         if rc != 0:
             print(output[-4000:], file=sys.stderr)

@@ -496,6 +496,7 @@ def iptables_switches(network):
         script = ["*filter"] + ["%s %s 1%s" % (verb, chain, " -j RETURN" if verb == "-I" else "") for chain in chains]
         subprocess.run(["iptables-restore", "--noflush"], input="\n".join(script + ["COMMIT", ""]), check=True,
                        universal_newlines=True, env=ENV)
+
     state = {"A": False}
 
     def switch_a():
