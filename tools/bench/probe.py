@@ -169,11 +169,13 @@ def iptables_reached(text):
     # A target is a chain when some -A line fills it (DROP, REJECT, RETURN never are); one pass per rule.
     reached = ["INPUT"]
     seen = set(reached)
-    for chain in reached:  # grows while it is walked: the chains INPUT reaches, breadth first
-        for target in jumps.get(chain, ()):
+    index = 0
+    while index < len(reached):  # grows while it is walked: the chains INPUT reaches, breadth first
+        for target in jumps.get(reached[index], ()):
             if target not in seen and target in jumps:
                 seen.add(target)
                 reached.append(target)
+        index += 1
     return reached
 
 
