@@ -473,8 +473,7 @@ def restore_section(results):
         + table(["Bans"] + [label(results, name) for name in actions_in(results, "scale")], gaps))
     return (["## 3. Restore after restart", "",
              "`systemctl restart` of the ban daemons (fail2ban; crowdsec and crowdsec-firewall-bouncer) with N bans, "
-             "once they are idle after the bans (under 5 %% of a CPU: fail2ban writes its database for seconds "
-             "after a bulk ban, and its stop waits for that), timed until a read that found all N in the firewall "
+             "once they are idle after the bans (under 5 %% of a CPU), timed until a read that found all N in the firewall "
              "again had finished. Goals: %s."
              % goals_text(results["goals"], "restore_s"), ""]
             + table(["Bans"] + [label(results, name) for name in actions_in(results, "scale")],

@@ -124,8 +124,8 @@ def crowdsec_ban_run(host, args, size):
 
 
 def restore_run(host, args, size):
-    """Restart of the ban daemons once they are idle (fail2ban writes its database for a while after a bulk
-    ban, and its stop waits for that); time until the firewall holds all `size` bans again."""
+    """Restart of the ban daemons once they are idle after the bans (each restart starts from the same
+    quiet daemon); time until the firewall holds all `size` bans again."""
     idle_after = host.wait_fail2ban_idle()
     waited = host.probe("restart", host.backend, BAN_NETWORK, size, args.cap, *host.units, timeout=args.cap + 300)
     run = {"done": waited["done"], "of": size, "restart_command_s": waited["restart_command_s"],
