@@ -11,13 +11,17 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import json
+import os
 import re
+import tempfile
 
 from ansible.module_utils.common.text.converters import to_text
 
 from ansible_collections.floodguard.shield.plugins.module_utils._batches import batch_budget, batches
 from ansible_collections.floodguard.shield.plugins.module_utils._fail2ban_parsers import (
     command_action_network_support,
+    parse_action_methods,
     parse_action_properties,
     parse_actions,
     parse_banned,
@@ -46,10 +50,13 @@ HOW_TO_START = (
 )
 
 
-# From this many addresses on, a ban opens the bulk window of the jail's floodguard actions (their property
-# BULK_PROPERTY, roles/fail2ban/files/action.d/floodguard_batching.py): fail2ban then writes one summary
-# line per batch instead of one "Ban" line per address, which is most of its cost per ban.
+# From this many addresses on, a ban takes a bulk path of the jail's floodguard actions
+# (roles/fail2ban/files/action.d/floodguard_batching.py). Where every action of the jail has the method
+# BULK_METHOD and bantime.increment is off: one call that bans them all at once (tickets, database, firewall).
+# Otherwise, where an action has the property BULK_PROPERTY: the banip batches run with its bulk window
+# open, so that fail2ban writes one summary line per batch instead of one "Ban" line per address.
 BULK_FROM = 1000
+BULK_METHOD = "bulkban"
 BULK_PROPERTY = "bulk_window"
 
 
@@ -72,6 +79,9 @@ def explain_failure(cmd, rc, stdout, stderr):
             "Permission denied on fail2ban's socket: fail2ban-client must run as root. "
             "Use become: true (ad hoc: --become)."
         )
+    elif re.search(r"^%s refused: " % BULK_METHOD, stdout, re.M):
+        reason = re.search(r"^%s refused: (.*)$" % BULK_METHOD, stdout, re.M).group(1).strip()
+        msg = "fail2ban refused the bulk ban: %s. Nothing was changed." % reason
     else:
         match = re.search(r"Sorry but the jail '([^']*)' does not exist", text)
         if match:
@@ -146,9 +156,27 @@ class Fail2banClient(object):
             return False, "the action declares supports_networks = %s" % value
         return False, "it is a Python action that does not declare supports_networks"
 
-    def bulk_action(self, jail):
-        """The first action of the jail that has a bulk window (BULK_PROPERTY), or None."""
-        for action in self.actions(jail):
+    def increments_ban_time(self, jail):
+        return self.run("get", jail, "bantime.increment").strip().lower() in ("true", "1")
+
+    def bulk_ban_action(self, jail, actions):
+        """The action whose BULK_METHOD bans for the whole jail at once, or None where it cannot.
+
+        It can where the jail has actions, every one of them has the method (floodguard's batching
+        actions, which take a ban without running anything per address) and bantime.increment is off.
+        """
+        if not actions:
+            return None
+        for action in actions:
+            if BULK_METHOD not in parse_action_methods(self.run("get", jail, "actionmethods", action)):
+                return None
+        if self.increments_ban_time(jail):
+            return None
+        return actions[0]
+
+    def bulk_window_action(self, jail, actions):
+        """The first of the jail's actions that has a bulk window (BULK_PROPERTY), or None."""
+        for action in actions:
             if BULK_PROPERTY in parse_action_properties(self.run("get", jail, "actionproperties", action)):
                 return action
         return None
@@ -156,20 +184,37 @@ class Fail2banClient(object):
     def set_bulk_window(self, jail, action, seconds):
         self.run("set", jail, "action", action, BULK_PROPERTY, "%d" % seconds)
 
-    def change(self, jail, verb, addresses):
-        """Ban (verb banip) or unban (unbanip) addresses, one fail2ban-client call per batch.
-
-        A ban of BULK_FROM addresses or more opens the jail's bulk window for the batches (one log line
-        per batch instead of one per address) and closes it after them, failed or not.
-        """
-        bulk = self.bulk_action(jail) if verb == "banip" and len(addresses) >= BULK_FROM else None
-        if bulk is None:
-            return self._change(jail, verb, addresses)
-        self.set_bulk_window(jail, bulk, bulk_window_seconds(len(addresses)))
+    def bulk_ban(self, jail, action, addresses):
+        """One call of the action's BULK_METHOD with the addresses in a file that only this user may write."""
+        handle, path = tempfile.mkstemp(prefix="floodguard-bulk-", suffix=".txt", dir=self.module.tmpdir)
         try:
-            return self._change(jail, verb, addresses)
+            with os.fdopen(handle, "w") as addresses_file:
+                addresses_file.write("\n".join(addresses) + "\n")
+            self.run("set", jail, "action", action, BULK_METHOD, json.dumps({"path": path}))
         finally:
-            self.set_bulk_window(jail, bulk, 0)
+            os.unlink(path)
+
+    def change(self, jail, verb, addresses):
+        """Ban (verb banip) or unban (unbanip) addresses: (fail2ban-client calls, True if the bulk path took them).
+
+        A ban of BULK_FROM addresses or more takes the jail's bulk path (bulk_ban_action) in one call, or
+        else opens the jail's bulk window for the banip batches and closes it after them, failed or not.
+        """
+        if verb != "banip" or len(addresses) < BULK_FROM:
+            return self._change(jail, verb, addresses), False
+        actions = self.actions(jail)
+        bulk = self.bulk_ban_action(jail, actions)
+        if bulk is not None:
+            self.bulk_ban(jail, bulk, addresses)
+            return 1, True
+        window = self.bulk_window_action(jail, actions)
+        if window is None:
+            return self._change(jail, verb, addresses), False
+        self.set_bulk_window(jail, window, bulk_window_seconds(len(addresses)))
+        try:
+            return self._change(jail, verb, addresses), False
+        finally:
+            self.set_bulk_window(jail, window, 0)
 
     def _change(self, jail, verb, addresses):
         prefix = ["set", jail, verb]

@@ -160,12 +160,22 @@ def parse_actions(stdout):
             for name in line.split(",") if name.strip()]
 
 
+def _action_listing(stdout, what):
+    """Names from fail2ban's 'The jail J action A has the following <what>:' listing."""
+    lines = [line for line in stdout.splitlines() if line.strip()]
+    if not lines or "has the following %s" % what not in lines[0]:
+        raise UnexpectedOutput("get <jail> action%s <action>" % what, stdout)
+    return [name.strip() for line in lines[1:] for name in line.split(",") if name.strip()]
+
+
 def parse_action_properties(stdout):
     """Property names from `get <jail> actionproperties <action>`."""
-    lines = [line for line in stdout.splitlines() if line.strip()]
-    if not lines or "has the following properties" not in lines[0]:
-        raise UnexpectedOutput("get <jail> actionproperties <action>", stdout)
-    return [name.strip() for line in lines[1:] for name in line.split(",") if name.strip()]
+    return _action_listing(stdout, "properties")
+
+
+def parse_action_methods(stdout):
+    """Method names from `get <jail> actionmethods <action>`."""
+    return _action_listing(stdout, "methods")
 
 
 def command_action_network_support(actionban, actionstart):

@@ -32,6 +32,12 @@ def limited(items, limit):
     return list(items), False
 
 
+def short_invocation(params, name, limit):
+    """The `invocation` Ansible returns with a result (the module's arguments), with the list `name` cut
+    to `limit` as the result's lists are: 100,000 addresses would otherwise be most of what a task returns."""
+    return {"module_args": dict(params, **{name: limited(params[name], limit)[0]})}
+
+
 def ban_diff(jail, before, after, added, removed, limit):
     """Diff of the jail's banned addresses: full lists when short, else only what changed."""
     header = {"before_header": "%s: banned before" % jail, "after_header": "%s: banned after" % jail}

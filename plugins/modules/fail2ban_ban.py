@@ -19,7 +19,7 @@ description:
     and reports C(changed=false). Addresses already banned are left alone - their ban is not prolonged.
   - Many addresses go to fail2ban in batches, one C(fail2ban-client) call per batch, never one per address;
     each batch's command line stays well under the kernel's argument-length limit, so 100,000 addresses
-    work in one task.
+    work in one task. A jail of floodguard's actions takes them all in one call (see the notes).
   - Refuses, before changing anything, to ban an address that the jail's C(ignoreip) or this host's own
     addresses (loopback included) cover, because a ban made with C(fail2ban-client) bypasses C(ignoreip)
     - unless O(force=true). The error names the entry that covers each address.
@@ -90,11 +90,18 @@ notes:
   - fail2ban answers a batch only when its actions have run for every address in it. The stock nftables action
     starts one C(nft) process per address (on a small host about 20 ms per ban and 40 ms per unban, so 10,000
     addresses take minutes); C(fail2ban-client) waits for as long as that takes, and so does this module.
-  - O(list_limit) cuts RV(banned), RV(added) and RV(removed); RV(truncated) says when it did.
-  - A ban of 1,000 addresses or more opens the bulk window of the jail's floodguard action (its property
-    C(bulk_window)) for its batches and closes it after them, so that fail2ban logs one line per batch instead
-    of one C(Ban) line per address, its main cost per ban. The bans are fail2ban's own tickets as usual, in its
-    database and restored after a restart. The window closes by itself after at most 10 minutes.
+  - O(list_limit) cuts RV(banned), RV(added) and RV(removed); RV(truncated) says when it did. It cuts O(ips) in
+    the arguments that Ansible returns with the result (C(invocation), shown with C(-vvv)) too.
+  - A ban of 1,000 addresses or more takes a bulk path where the jail's actions offer one (RV(bulk)). Where every
+    action of the jail is one of floodguard's batching actions (C(floodguard_nftables) and the NGINX and WAF back
+    ends) and C(bantime.increment) is off, one call of their C(bulkban) method bans all of them at once: the
+    module writes the addresses to a file only its user may write, and fail2ban adds a ticket per address to the
+    jail's ban list, hands the bans to every action, writes them to its database in one transaction and logs one
+    summary line. They are fail2ban's own bans: listed by C(fail2ban-client get JAIL banned) and
+    M(floodguard.shield.fail2ban_info), restored after a restart and lifted at the end of the ban time.
+  - Otherwise, where one of the jail's actions has the property C(bulk_window), the batches run with that window
+    open, so that fail2ban logs one line per batch instead of one C(Ban) line per address, its main cost per
+    ban. The window closes by itself after at most 10 minutes.
 seealso:
   - module: floodguard.shield.fail2ban_info
 """
@@ -188,10 +195,17 @@ truncated:
   type: bool
   sample: false
 batches:
-  description: How many C(fail2ban-client banip|unbanip) calls the change took (0 in check mode or without change).
+  description: How many C(fail2ban-client) calls the change took (0 in check mode or without change).
   returned: success
   type: int
   sample: 1
+bulk:
+  description:
+    - True when the bans went through the jail's bulk path in one call (see the module's notes); false otherwise,
+      also in check mode.
+  returned: success
+  type: bool
+  sample: false
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -211,6 +225,7 @@ from ansible_collections.floodguard.shield.plugins.module_utils._results import 
     ban_diff,
     check_list_limit,
     limited,
+    short_invocation,
 )
 from ansible_collections.floodguard.shield.plugins.module_utils._runner import run_module
 
@@ -298,9 +313,9 @@ def ensure(module):
             changes = [address for address in changes if address not in covered]
             after = before + changes
 
-    calls = 0
+    calls, bulk = 0, False
     if changes and not module.check_mode:
-        calls = client.change(jail, "banip" if state == "present" else "unbanip", changes)
+        calls, bulk = client.change(jail, "banip" if state == "present" else "unbanip", changes)
         after = client.banned(jail)
         verify(jail, state, changes, after)
 
@@ -322,6 +337,8 @@ def ensure(module):
         skipped=["%s is covered by %s" % conflict for conflict in skipped],
         truncated=banned_cut or changes_cut,
         batches=calls,
+        bulk=bulk,
+        invocation=short_invocation(params, "ips", list_limit),
     )
     if module._diff:
         added = changes if state == "present" else []

@@ -27,7 +27,7 @@ FLOOD_DIR = "/usr/local/lib/floodguard-bench"
 PROBE = "/usr/local/bin/floodguard-bench-probe"
 # Which system the web host was last set up as (for --reuse), and the variables of its last converge (JSON).
 ACTION_MARKER = "/etc/floodguard-bench-action"
-BANACTION_MARKER = "/etc/floodguard-bench-banaction"
+CONVERGED_VARS_FILE = "/etc/floodguard-bench-converged-vars.json"
 # fail2ban's stock nftables actions instead of floodguard_nftables.py (system "fail2ban-nftables").
 STOCK_OVERRIDE = "/etc/fail2ban/jail.d/zz-floodguard-bench-stock.local"
 # System "floodguard-f2b-waits": floodguard with fail2ban's own sleep step (sleepinterval=0), for comparison.
@@ -228,8 +228,8 @@ class Host:
         return round(time.monotonic() - started, 1)
 
     def converged_vars(self):
-        """The variables of the web host's last converge (BANACTION_MARKER), or None."""
-        text = self.exec("web", ["cat", BANACTION_MARKER], check=False).stdout
+        """The variables of the web host's last converge (CONVERGED_VARS_FILE), or None."""
+        text = self.exec("web", ["cat", CONVERGED_VARS_FILE], check=False).stdout
         try:
             return json.loads(text)
         except ValueError:
@@ -250,7 +250,7 @@ class Host:
         if rc != 0:
             print(output[-4000:], file=sys.stderr)
             raise RuntimeError("converging the web host failed; log: %s/%s.log" % (self.logs, logname))
-        self.exec("web", ["tee", BANACTION_MARKER], stdin=json.dumps(wanted, sort_keys=True) + "\n")
+        self.exec("web", ["tee", CONVERGED_VARS_FILE], stdin=json.dumps(wanted, sort_keys=True) + "\n")
         return wanted
 
     def converge_fail2ban(self, allowlist, variant=None, logname=None):

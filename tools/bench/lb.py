@@ -28,7 +28,7 @@ import time
 
 import scale
 import stats
-from host import ACTION_MARKER, BANACTION_MARKER, HERE, log, testbed
+from host import ACTION_MARKER, CONVERGED_VARS_FILE, HERE, log, testbed
 from settings import ATTACKER, BAN_NETWORK, CLIENT, MANUAL_JAIL, SUBNET
 
 LB = str(ipaddress.IPv4Network(SUBNET).network_address + 5)
@@ -334,7 +334,7 @@ def converge(host, extra, logname):
         raise RuntimeError("converging lb and web failed; log: %s/%s.log (%s)" % (host.logs, logname, output[-500:]))
     # The per-action phases converge again after this (--reuse compares these markers).
     host.exec("web", ["tee", ACTION_MARKER], stdin="lb\n")
-    host.exec("web", ["rm", "-f", BANACTION_MARKER])
+    host.exec("web", ["rm", "-f", CONVERGED_VARS_FILE])
     return round(time.monotonic() - started, 1)
 
 

@@ -212,6 +212,16 @@ def count(backend, network, stale=frozenset()):
     return count_detail(backend, network, stale)["count"]
 
 
+def traced_read(network, trace, stale, clock):
+    """One read of the nftables ruleset, recorded in `trace` as [read start, read end, addresses any set
+    drops]: (the ruleset text, the addresses dropped by sets not in `stale`)."""
+    started = clock()
+    text = ruleset("nftables")
+    dropped = nft_count(text, network)[0]
+    trace.append([started, clock(), dropped])
+    return text, nft_count(text, network, stale)[0] if stale else dropped
+
+
 def wait(backend, network, wanted, limit_s, clock=time.time, pause=time.sleep, stale=frozenset, trace=None):
     """Polls until the first `wanted` addresses of `network` are in the firewall, or `limit_s` passed.
 
@@ -231,9 +241,7 @@ def wait(backend, network, wanted, limit_s, clock=time.time, pause=time.sleep, s
         read_started = clock()
         polls += 1
         if trace is not None and backend == "nftables":
-            text = ruleset(backend)
-            held = nft_count(text, network, stale())[0]
-            trace.append([read_started, clock(), nft_count(text, network)[0]])
+            held = traced_read(network, trace, stale(), clock)[1]
         else:
             held = count(backend, network, stale()) if backend == "nftables" else count(backend, network)
         read_ended = clock()
@@ -259,10 +267,7 @@ def restart(backend, network, wanted, limit_s, units=("fail2ban",)):
     """
     trace = []
     if backend == "nftables":
-        started = time.time()
-        text = ruleset(backend)
-        before = nft_sets(text)
-        trace.append([started, time.time(), nft_count(text, network)[0]])
+        before = nft_sets(traced_read(network, trace, frozenset(), time.time)[0])
     else:
         before = frozenset()
     ended = {}

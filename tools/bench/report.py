@@ -188,18 +188,24 @@ def figure_rows(results):
     return rows
 
 
-def capped_cell(results, system, name):
-    """'> 20 s (2,132 of 10,000)' for a ban or restore row whose runs did not finish; None otherwise."""
+def row_summary(results, system, name):
+    """(summary of the runs, their cap or None) behind a lead-table row of repeated runs (ban, its task time,
+    restore, botnet); None for the other rows (a percentile or a single sample)."""
     words = name.split()
     if words[0] == "botnet" and "banned" in name:
-        summary = botnet_summary(results, system, words[2].replace(",", ""))
         cap = ((results["settings"].get("phases") or {}).get("botnet") or {}).get("cap_s")
-    elif words[0] in ("ban", "restore") and "task" not in name:
-        size = words[1].replace(",", "")
-        summary = (((results.get("scale") or {}).get(system) or {}).get(size) or {}).get(words[0] + "_summary") or {}
-        cap = None
-    else:
-        return None
+        return botnet_summary(results, system, words[2].replace(",", "")), cap
+    if words[0] in ("ban", "restore"):
+        entry = (((results.get("scale") or {}).get(system) or {}).get(words[1].replace(",", "")) or {})
+        if "task" in name:
+            return summarize([run.get("task_s") for run in entry.get("ban", [])]), None
+        return entry.get(words[0] + "_summary") or {}, None
+    return None
+
+
+def capped_cell(results, system, name):
+    """'> 20 s (2,132 of 10,000)' for a ban or restore row whose runs did not finish; None otherwise."""
+    summary, cap = row_summary(results, system, name) or ({}, None)
     unfinished = summary.get("unfinished") or []
     if not unfinished:
         return None
@@ -208,19 +214,9 @@ def capped_cell(results, system, name):
 
 
 def run_range(results, system, name):
-    """(fastest, slowest) of the runs behind a lead-table median of repeated runs (ban, task, restore, botnet);
-    None for the other rows (a percentile or a single sample) or without finished runs."""
-    words = name.split()
-    if words[0] == "botnet" and "banned" in name:
-        summary = botnet_summary(results, system, words[2].replace(",", ""))
-    elif words[0] in ("ban", "restore"):
-        entry = (((results.get("scale") or {}).get(system) or {}).get(words[1].replace(",", "")) or {})
-        if "task" in name:
-            summary = summarize([run.get("task_s") for run in entry.get("ban", [])])
-        else:
-            summary = entry.get(words[0] + "_summary") or {}
-    else:
-        return None
+    """(fastest, slowest) of the runs behind a lead-table median of repeated runs; None for the other rows
+    or without finished runs."""
+    summary = (row_summary(results, system, name) or ({}, None))[0]
     if summary.get("min") is None or summary.get("max") is None:
         return None
     return summary["min"], summary["max"]
@@ -419,6 +415,12 @@ def task_times(results, size):
     return cells
 
 
+BAN_FORM_TEXT = {
+    "text": "`ips` is one item holding all N addresses separated by spaces, as an AWX survey gives them",
+    "list": "`ips` is a list of N items",
+}
+
+
 def scale_section(results):
     if not results.get("scale"):
         return []
@@ -427,12 +429,13 @@ def scale_section(results):
     recorded = results["settings"]
     jail_actions = "; ".join("%s → `%s`" % item for item in results.get("jail_actions", {}).items())
     return (["## 2. Ban scale", "",
-             "N addresses of %s banned at once: fail2ban systems by one `fail2ban_ban` task in the `%s` jail, "
-             "CrowdSec by `cscli decisions import` of a CSV (`duration,value`). Timed from the task's (import's) "
+             "N addresses of %s banned at once: fail2ban systems by one `fail2ban_ban` task in the `%s` jail "
+             "(%s), CrowdSec by `cscli decisions import` of a CSV (`duration,value`). Timed from the task's (import's) "
              "start until a read of the firewall (`nft list ruleset` / `iptables-save`: elements of sets that a "
              "hooked chain drops with) that found all N had finished; \"read ≤\" is how much earlier they may have "
              "been complete. Goals: %s with the default setup. fail2ban action of the `%s` jail: %s." % (
-                 recorded["ban_network"], recorded["manual_jail"], goals_text(results["goals"], "ban_s"),
+                 recorded["ban_network"], recorded["manual_jail"], BAN_FORM_TEXT[recorded.get("ban_form", "list")],
+                 goals_text(results["goals"], "ban_s"),
                  recorded["manual_jail"], jail_actions or "–"), ""]
             + table(["Bans"] + [label(results, name) for name in names],
                     [[count(size)] + scale_cells(results, size, "ban") for size in sizes])

@@ -17,7 +17,7 @@ import time
 
 import stats
 from host import HERE, log
-from settings import BAN_NETWORK, MANUAL_JAIL
+from settings import BAN_NETWORK, MANUAL_JAIL, ban_ips
 
 # Sizes from this one on get args.large_repeats runs instead of args.repeats.
 SETTINGS = {"large_from": 100000}
@@ -75,7 +75,7 @@ def ban_run(host, args, size):
 
     def ban():
         outcome["rc"], outcome["output"] = host.playbook(
-            os.path.join(HERE, "ban.yml"), {"bench_ban_jail": MANUAL_JAIL, "bench_ban_ips": addresses},
+            os.path.join(HERE, "ban.yml"), {"bench_ban_jail": MANUAL_JAIL, "bench_ban_ips": ban_ips(addresses, args.ban_form)},
             "ban-%s-%d" % (host.action, size), timeout=args.cap + 30, json_output=True)
 
     thread = threading.Thread(target=ban)

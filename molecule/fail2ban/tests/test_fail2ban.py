@@ -6,8 +6,10 @@ survive a restart, a configuration fail2ban rejects changes nothing, and finally
 lifted on its own.
 """
 
+import ipaddress
 import json
 import os
+import re
 import subprocess
 import time
 
@@ -20,6 +22,9 @@ testinfra_hosts = ["ansible://web"]
 SCENARIO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXPECTED_JAILS = {"sshd", "nginx-req-limit", "nginx-req-limit-ipt", "manual", "recidive"}
 MANUAL_BANS = ("203.0.113.7", "2001:db8::7")
+# Enough for fail2ban_ban's bulk path (1,000 and more): RFC 2544 benchmark addresses, never a client here.
+BULK_BANS = frozenset(str(ipaddress.ip_address("198.18.0.1") + i) for i in range(2000))
+IPV4_IN_TEXT = re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}\b")
 # A network banned through the default (nftables) action, and an address of it that a client sends from.
 BANNED_NETWORK = ("198.51.100.0/24", "198.51.100.9")
 # Files the role manages, from its own list: a rejected configuration must leave them exactly as they were.
@@ -92,6 +97,23 @@ def can_connect_from(client, source_ip, web_ip):
 def nft_set(host, name):
     """The listing of one of floodguard_nftables.py's sets, e.g. f2b-manual-v6."""
     return host.check_output("nft list set inet floodguard %s" % name)
+
+
+def nft_ipv4(host, name):
+    """The IPv4 elements of one of floodguard_nftables.py's sets."""
+    return set(IPV4_IN_TEXT.findall(nft_set(host, name)))
+
+
+def stored_bans(host, jail):
+    """The addresses fail2ban's database holds as banned in a jail (what a restart restores)."""
+    query = "import sqlite3; print(*(row[0] for row in sqlite3.connect('/var/lib/fail2ban/fail2ban.sqlite3')" \
+            ".execute('SELECT ip FROM bips WHERE jail = ?', (%r,))))" % jail
+    return set(host.check_output("python3 -c %s" % json.dumps(query)).split())
+
+
+def fail2ban_ban(host, check, **args):
+    """floodguard.shield.fail2ban_ban on the web host, as an ad-hoc task (check mode or not); its result."""
+    return host.ansible("floodguard.shield.fail2ban_ban", " ".join("%s=%s" % item for item in args.items()), check=check)
 
 
 def managed_state(host):
@@ -221,15 +243,38 @@ def test_a_banned_network_is_dropped_by_the_default_action(host, attacker):
         attacker.run("ip addr del %s/32 dev eth0" % client)
 
 
+def test_a_bulk_ban_is_listed_enforced_and_stored(host):
+    # 2,000 addresses in one task take the bulk path: one call, fail2ban's tickets, database and firewall at once.
+    before = banned(host, "manual")
+    ips = ",".join(sorted(BULK_BANS))
+    log_lines = int(host.check_output("wc -l < /var/log/fail2ban.log"))
+    checked = fail2ban_ban(host, True, jail="manual", ips=ips)
+    assert checked["changed"] and checked["added_count"] == len(BULK_BANS) and checked["bulk"] is False
+    assert banned(host, "manual") == before
+    applied = fail2ban_ban(host, False, jail="manual", ips=ips)
+    assert applied["changed"] and applied["bulk"] is True and applied["batches"] == 1
+    assert applied["added_count"] == len(BULK_BANS) and applied["banned_count"] == len(before) + len(BULK_BANS)
+    assert banned(host, "manual") == before | BULK_BANS
+    # Written before fail2ban listed them: no wait.
+    assert BULK_BANS <= nft_ipv4(host, "f2b-manual-v4")
+    assert BULK_BANS <= stored_bans(host, "manual")
+    log = host.check_output("tail -n +%s /var/log/fail2ban.log", str(log_lines + 1))
+    assert "[manual] Ban %d addresses in bulk" % len(BULK_BANS) in log and "Ban 198.18.0.9\n" not in log
+    assert not fail2ban_ban(host, True, jail="manual", ips=ips)["changed"]
+    assert not fail2ban_ban(host, False, jail="manual", ips=ips)["changed"]
+
+
 def test_bans_survive_a_restart(host, attacker):
     web_ip, attacker_ip = ipv4(host), ipv4(attacker)
     before = {jail: banned(host, jail) for jail in ("nginx-req-limit", "nginx-req-limit-ipt", "manual")}
     log_lines = int(host.check_output("wc -l < /var/log/fail2ban.log"))
     host.run_test("systemctl restart fail2ban")
-    assert wait_for(lambda: jail_list(host) == EXPECTED_JAILS and banned(host, "manual") == set(MANUAL_BANS))
+    assert before["manual"] == set(MANUAL_BANS) | BULK_BANS
+    assert wait_for(lambda: jail_list(host) == EXPECTED_JAILS and banned(host, "manual") == before["manual"])
     assert wait_for(lambda: {jail: banned(host, jail) for jail in before} == before)
     assert wait_for(lambda: attacker_ip in nft_set(host, "f2b-nginx-req-limit-v4")
-                    and "203.0.113.7" in nft_set(host, "f2b-manual-v4") and "2001:db8::7" in nft_set(host, "f2b-manual-v6"))
+                    and BULK_BANS | {"203.0.113.7"} <= nft_ipv4(host, "f2b-manual-v4")
+                    and "2001:db8::7" in nft_set(host, "f2b-manual-v6"))
     assert "-s %s/32 -j DROP" % attacker_ip in host.check_output("iptables -S f2b-nginx-req-limit-ipt")
     assert not can_connect(attacker, web_ip)
     # The nftables action put the bans in its sets as it started, with fail2ban's restore rules: fail2ban
@@ -242,6 +287,14 @@ def test_bans_survive_a_restart(host, attacker):
     log = since_restart()
     assert "[manual] floodguard_nftables: %d bans from fail2ban's database in nftables" % len(before["manual"]) in log
     assert "did not restore" not in log
+
+
+def test_a_bulk_ban_is_lifted_in_one_task(host):
+    lifted = fail2ban_ban(host, False, jail="manual", ips=",".join(sorted(BULK_BANS)), state="absent")
+    assert lifted["changed"] and lifted["removed_count"] == len(BULK_BANS)
+    assert banned(host, "manual") == set(MANUAL_BANS)
+    assert wait_for(lambda: not BULK_BANS & nft_ipv4(host, "f2b-manual-v4"))
+    assert not BULK_BANS & stored_bans(host, "manual")
 
 
 @pytest.mark.parametrize(

@@ -22,6 +22,8 @@ import importlib.util
 import ipaddress
 import logging
 import os
+import socket
+import stat
 import sys
 import threading
 import time
@@ -44,6 +46,8 @@ UNBAN_LINE = "[%s] Unban %s"
 BULK_WINDOW_MAX_S = 600.0
 # Addresses the summary line of a bulk ban names.
 BULK_SAMPLE = 5
+# The largest address file bulkban() reads: 64 MiB holds millions of addresses.
+BULK_FILE_MAX_BYTES = 64 << 20
 
 
 class BulkBanLog(logging.Filter):
@@ -132,6 +136,82 @@ def load_sibling(file_name, module_name):
     spec.loader.exec_module(module)
     sys.modules[module_name] = module
     return module
+
+
+class BulkBanRefused(ValueError):
+    """bulkban() cannot serve this call; it changed nothing. The message names the reason and the fix."""
+
+
+def read_bulk_file(path):
+    """The addresses of fail2ban_ban's bulk file (whitespace-separated), checked to be its own.
+
+    Only fail2ban's own user may have written it: a regular file it owns, that nobody else may write,
+    opened without following a symlink. fail2ban's socket is root's alone, so this only keeps a file
+    that another user could change from becoming bans.
+    """
+    try:
+        handle = os.fdopen(os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK), "rb")
+    except (OSError, TypeError) as error:
+        raise BulkBanRefused("cannot open the address file %r: %s" % (path, getattr(error, "strerror", error))) from None
+    with handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise BulkBanRefused("the address file %r is not a regular file" % path)
+        if info.st_uid != os.geteuid() or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            raise BulkBanRefused("the address file %r must belong to fail2ban's user (uid %d) and be writable by it "
+                                 "alone (it is uid %d, mode %o)" % (path, os.geteuid(), info.st_uid, info.st_mode & 0o7777))
+        if info.st_size > BULK_FILE_MAX_BYTES:
+            raise BulkBanRefused("the address file %r holds %d bytes, more than %d: ban in several calls"
+                                 % (path, info.st_size, BULK_FILE_MAX_BYTES))
+        data = handle.read(BULK_FILE_MAX_BYTES + 1)
+    try:
+        return data.decode("ascii").split()
+    except UnicodeDecodeError:
+        raise BulkBanRefused("the address file %r holds text that is not ASCII: addresses only" % path) from None
+
+
+def is_address(text):
+    """True for an IPv4 or IPv6 address, or a network without host bits (the forms fail2ban_ban sends)."""
+    try:
+        socket.inet_pton(socket.AF_INET, text)
+        return True
+    except OSError:
+        pass
+    try:
+        ipaddress.ip_network(text, strict=True)
+    except ValueError:
+        return False
+    return True
+
+
+def increments_ban_time(jail):
+    """True when the jail's bantime.increment is on: fail2ban then sets each ban's time as it bans it."""
+    value = jail.getBanTimeExtra("increment") if hasattr(jail, "getBanTimeExtra") else None
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(value)
+
+
+def write_bans(database, jail, tickets):
+    """fail2ban's own addBan for every ticket, in one database transaction instead of one per ban.
+
+    addBan is wrapped by fail2ban's commitandrollback (its lock, then a transaction); its inner function
+    runs here with one cursor under that same lock. Without it (another fail2ban), one addBan per ticket.
+    """
+    inner = getattr(type(database).addBan, "__wrapped__", None)
+    lock, connection = getattr(database, "_lock", None), getattr(database, "_db", None)
+    if inner is None or lock is None or connection is None:
+        for ticket in tickets:
+            database.addBan(jail, ticket)
+        return
+    with lock:
+        with connection:
+            cursor = connection.cursor()
+            try:
+                for ticket in tickets:
+                    inner(database, cursor, jail, ticket)
+            finally:
+                cursor.close()
 
 
 class ConfigError(ValueError):
@@ -252,6 +332,70 @@ class BatchingAction(ActionBase):
         # removes it from the jail.
         return None
 
+    def bulkban(self, path):
+        """fail2ban_ban's bulk path: bans every address of the file at `path` in this action's jail at once.
+
+        Called as `fail2ban-client set JAIL action NAME bulkban '{"path": FILE}'`. It does what fail2ban's
+        banip does for each address (a ticket in the jail's ban list, the ban in every action of the jail, a
+        row in fail2ban's database), with one summary line in the log and one database transaction instead
+        of a line and a transaction per ban; `get JAIL banned`, a restart's restore and the unban at the end
+        of the ban time treat these bans as any other. Returns how many addresses were newly banned.
+        Refused with a ValueError (nothing changed) where the jail's bans must go one by one, or the file
+        is not fit: fail2ban sends the error to fail2ban-client pickled, so its class must be one that
+        fail2ban-client knows.
+        """
+        try:
+            return self._bulk_ban(path)
+        except BulkBanRefused as refusal:
+            raise ValueError("bulkban refused: %s" % refusal) from None
+
+    def _bulk_ban(self, path):
+        members = self._bulk_members()
+        addresses = read_bulk_file(path)
+        bad = [address for address in addresses if not is_address(address)]
+        if bad:
+            raise BulkBanRefused("%d entr%s of %r %s not an IP address or network (e.g. %s): nothing was banned"
+                                 % (len(bad), "y" if len(bad) == 1 else "ies", path, "is" if len(bad) == 1 else "are",
+                                    ", ".join(bad[:BULK_SAMPLE])))
+        # fail2ban's own classes, imported here: the refusals above need none of them.
+        from fail2ban.server.ipdns import IPAddr  # pylint: disable=import-outside-toplevel
+        from fail2ban.server.mytime import MyTime  # pylint: disable=import-outside-toplevel
+        from fail2ban.server.ticket import BanTicket  # pylint: disable=import-outside-toplevel
+
+        ips = [IPAddr(address) for address in addresses]
+        # The back ends first, written in this thread before any ticket exists: fail2ban never lists one of
+        # these bans that is not enforced yet. An address already banned is written again, which changes nothing.
+        for action in members:
+            action._write_all(ips)  # pylint: disable=protected-access  # the same class
+        actions = self._jail.actions
+        now = MyTime.time()
+        tickets = []
+        for ip in ips:
+            ticket = BanTicket(ip, now)
+            if actions.banManager.addBanTicket(ticket):
+                ticket.banned = True
+                if actions.banEpoch:
+                    ticket.banEpoch = actions.banEpoch
+                tickets.append(ticket)
+        # Last, as fail2ban's own ban does (its observer writes the database after the actions); the call
+        # returns once the bans are in the database, so a restart right after it restores them.
+        if self._jail.database is not None and tickets:
+            write_bans(self._jail.database, self._jail, tickets)
+        self._log_summary("ban", len(tickets), [str(ticket.getID()) for ticket in tickets[:BULK_SAMPLE]])
+        return len(tickets)
+
+    def _bulk_members(self):
+        """The jail's actions, when bulkban() may ban for all of them; raises BulkBanRefused otherwise."""
+        if increments_ban_time(self._jail):
+            raise BulkBanRefused("jail %s has bantime.increment on, so fail2ban sets each ban's time as it bans it: "
+                                 "ban with 'fail2ban-client set %s banip'" % (self._jail.name, self._jail.name))
+        actions = self._jail.actions
+        others = [name for name in actions if not isinstance(actions[name], BatchingAction)]
+        if others:
+            raise BulkBanRefused("jail %s has actions that take bans one by one (%s): ban with 'fail2ban-client set %s "
+                                 "banip'" % (self._jail.name, ", ".join(others), self._jail.name))
+        return [actions[name] for name in actions]
+
     # the batching core
 
     def _read_settings(self, options):
@@ -272,6 +416,18 @@ class BatchingAction(ActionBase):
         with self._lock:
             self._pending[target] = banned
         self._wakeup.set()
+
+    def _write_all(self, ips):
+        """Ban many addresses now, in the caller's thread: what the flusher would write, without its wait."""
+        targets = [target for target in (self._target(ip, True) for ip in ips) if target is not None]
+        with self._lock:
+            for target in targets:
+                self._pending[target] = True
+        try:
+            with self._apply_lock:
+                self._flush_pending()
+        except Exception as error:  # pylint: disable=broad-exception-caught  # as the flusher: fail2ban still lists them
+            self._log_unexpected(error)
 
     def _take_pending(self):
         """The pending changes, which the caller now writes; _pending starts empty again."""
@@ -355,14 +511,17 @@ class BatchingAction(ActionBase):
 
     def _log_bulk_bans(self, kinds=("ban", "restore")):
         """The summary lines of the lines BulkBanLog left out since the last ones."""
-        for kind, text in self._BULK_SUMMARIES:
-            if kind not in kinds:
-                continue
-            count, sample = self._bulk_log.take(kind)
-            if count:
-                # fail2ban's NOTICE level (25), the level of its own "Ban" lines.
-                self._logSys.log(getattr(logging, "NOTICE", 25), "[%s] " + text + ": %s%s", self._jail.name, count,
-                                 self._jail.name, ", ".join(sample), ", ..." if count > len(sample) else "")
+        for kind in kinds:
+            self._log_summary(kind, *self._bulk_log.take(kind))
+
+    def _log_summary(self, kind, count, sample):
+        """One summary line for `count` bans of a kind (_BULK_SUMMARIES) that got no line of their own."""
+        if not count:
+            return
+        text = dict(self._BULK_SUMMARIES)[kind]
+        # fail2ban's NOTICE level (25), the level of its own "Ban" lines.
+        self._logSys.log(getattr(logging, "NOTICE", 25), "[%s] " + text + ": %s%s", self._jail.name, count,
+                         self._jail.name, ", ".join(sample), ", ..." if count > len(sample) else "")
 
     def _jail_stopping(self):
         """True once fail2ban's actions thread of the jail has stopped (it then unbans every ticket)."""

@@ -5,6 +5,11 @@
 
 from __future__ import annotations
 
+import ipaddress
+import json
+import os
+import stat
+
 import pytest
 
 from ansible_collections.floodguard.shield.plugins.module_utils import _fail2ban_client as client
@@ -19,17 +24,19 @@ from ansible_collections.floodguard.shield.tests.unit.plugins.module_utils.fail2
 # Output no captured run printed, written for these tests (not captured).
 INVENTED_CASES = {
     "other_failure": {"rc": 255, "stdout": "", "stderr": "some\nthing broke\n"},
+    "bulk_window_set": {"rc": 0, "stderr": "", "stdout": "61.0\n"},
     "actionproperties_python_without_declaration": {"rc": 0, "stderr": "", "stdout": (
         "The jail python-action action mail has the following properties:\ndest, sender\n")},
 }
 
 
 class FakeModule:
-    """The two AnsibleModule methods the client uses: get_bin_path, and run_command answered by a Replay."""
+    """What the client uses of AnsibleModule: get_bin_path, run_command answered by a Replay, and tmpdir."""
 
-    def __init__(self, replay, path="/usr/bin/fail2ban-client"):
+    def __init__(self, replay, path="/usr/bin/fail2ban-client", tmpdir=None):
         self.run_command = replay
         self.path = path
+        self.tmpdir = tmpdir
 
     def get_bin_path(self, name):
         assert name == "fail2ban-client"
@@ -84,7 +91,7 @@ def test_not_installed():
 
 def test_ban_runs_one_argv_in_the_c_locale(captured):
     replay = Replay(captured, [(["set", "manual", "banip"] + IPV4 + IPV6, "banip_many")])
-    assert client.Fail2banClient(FakeModule(replay)).change("manual", "banip", IPV4 + IPV6) == 1
+    assert client.Fail2banClient(FakeModule(replay)).change("manual", "banip", IPV4 + IPV6) == (1, False)
     replay.done()
     assert replay.calls[0][0] == "/usr/bin/fail2ban-client"
 
@@ -124,3 +131,66 @@ def test_network_support_of_a_python_action_that_does_not_declare_it():
         (["get", "python-action", "actionproperties", "mail"], "actionproperties_python_without_declaration")])
     assert client.Fail2banClient(FakeModule(replay)).action_network_support("python-action", "mail") == (
         False, "it is a Python action that does not declare supports_networks")
+
+
+# --- the bulk path: one bulkban call where every action of the jail has the method ---------------
+
+BULK_JAIL, BULK_ACTION = "python-action", "floodguard_nftables"
+BULK_ADDRESSES = [str(ipaddress.ip_address("198.18.0.1") + i) for i in range(1500)]
+
+
+class BulkReplay(Replay):
+    """A Replay that answers the bulkban call with a capture, after checking the file it names."""
+
+    def __init__(self, captures, expected, answer):
+        super().__init__(captures, expected)
+        self.answer = answer
+        self.files = []
+
+    def __call__(self, args, environ_update=None, **kwargs):
+        if args[1:6] == ["set", BULK_JAIL, "action", BULK_ACTION, client.BULK_METHOD]:
+            self.calls.append(list(args))
+            path = json.loads(args[6])["path"]
+            with open(path) as handle:
+                self.files.append((path, stat.S_IMODE(os.stat(path).st_mode), handle.read().split()))
+            capture = self.captures[self.answer]
+            return capture["rc"], capture["stdout"], capture["stderr"]
+        return super().__call__(args, environ_update=environ_update, **kwargs)
+
+
+BULK_CHECKS = [(["get", BULK_JAIL, "actions"], "actions_python"),
+               (["get", BULK_JAIL, "actionmethods", BULK_ACTION], "actionmethods_python")]
+
+
+def test_a_bulk_ban_is_one_call_with_the_addresses_in_a_private_file(captured, tmp_path):
+    replay = BulkReplay(captured, BULK_CHECKS + [(["get", BULK_JAIL, "bantime.increment"], "bantime_increment_python")],
+                        "bulkban_python")
+    result = client.Fail2banClient(FakeModule(replay, tmpdir=str(tmp_path))).change(BULK_JAIL, "banip", BULK_ADDRESSES)
+    replay.done()
+    assert result == (1, True)
+    [(path, mode, addresses)] = replay.files
+    assert os.path.dirname(path) == str(tmp_path) and mode == 0o600 and addresses == BULK_ADDRESSES
+    assert not os.path.exists(path)
+
+
+def test_a_jail_that_increments_ban_times_gets_the_batches(captured, tmp_path):
+    replay = BulkReplay(captured, BULK_CHECKS + [
+        (["get", BULK_JAIL, "bantime.increment"], "bantime_increment_on"),
+        (["get", BULK_JAIL, "actionproperties", BULK_ACTION], "actionproperties_python"),
+        (["set", BULK_JAIL, "action", BULK_ACTION, "bulk_window", "61"], INVENTED_CASES["bulk_window_set"]),
+        (["set", BULK_JAIL, "banip"] + BULK_ADDRESSES, "banip_again"),
+        (["set", BULK_JAIL, "action", BULK_ACTION, "bulk_window", "0"], INVENTED_CASES["bulk_window_set"])],
+        "bulkban_python")
+    result = client.Fail2banClient(FakeModule(replay, tmpdir=str(tmp_path))).change(BULK_JAIL, "banip", BULK_ADDRESSES)
+    replay.done()
+    assert result == (1, False) and replay.files == []
+
+
+def test_a_refused_bulk_ban_fails_with_fail2bans_reason_and_leaves_no_file(captured, tmp_path):
+    replay = BulkReplay(captured, BULK_CHECKS + [(["get", BULK_JAIL, "bantime.increment"], "bantime_increment_python")],
+                        "bulkban_refused_python")
+    with pytest.raises(client.Fail2banError) as info:
+        client.Fail2banClient(FakeModule(replay, tmpdir=str(tmp_path))).change(BULK_JAIL, "banip", BULK_ADDRESSES)
+    assert info.value.msg.startswith("fail2ban refused the bulk ban: 1 entry of ") and info.value.msg.endswith(
+        "is not an IP address or network (e.g. not-an-ip): nothing was banned. Nothing was changed.")
+    assert os.listdir(str(tmp_path)) == []

@@ -183,9 +183,17 @@ def test_actions(captured):
 def test_action_properties(captured):
     properties = parsers.parse_action_properties(out(captured, "actionproperties_nftables"))
     assert {"actionban", "actionstart", "actionunban", "addr_set", "table"} <= set(properties)
-    # The role's in-process action is a Python action: no commands, one declared property.
-    assert parsers.parse_action_properties(out(captured, "actionproperties_python")) == ["supports_networks"]
+    # The role's in-process action is a Python action: no commands, its own properties.
+    assert parsers.parse_action_properties(out(captured, "actionproperties_python")) == [
+        "backend", "bulk_window", "chain", "enforced", "supports_networks"]
     assert parsers.parse_actions(out(captured, "actions_python")) == ["floodguard_nftables"]
+
+
+def test_action_methods(captured):
+    methods = parsers.parse_action_methods(out(captured, "actionmethods_python"))
+    assert {"ban", "bulkban", "unban", "start", "stop"} <= set(methods) and "bulk_window" not in methods
+    with pytest.raises(parsers.UnexpectedOutput, match="actionmethods"):
+        parsers.parse_action_methods(out(captured, "actionproperties_python"))
 
 
 def test_a_network_ban_through_the_python_action_is_enforced(captured):

@@ -260,17 +260,52 @@ def test_100000_addresses_in_a_few_batches(run_module, captured):
     assert len(result["added"]) == len(result["banned"]) == 1000 and result["truncated"] is True
 
 
-def bulk_flow(jail, action, properties):
-    """The calls before the batches of a bulk ban in a jail whose one action has these properties.
+def listing(jail, action, what, names):
+    """fail2ban's own answer to `get JAIL action<what> ACTION` (as captured for python-action), with these names."""
+    return {"rc": 0, "stderr": "", "stdout": "The jail %s action %s has the following %s:\n%s\n"
+            % (jail, action, what, ", ".join(names))}
 
-    The actionproperties answer is fail2ban's own format (as captured for python-action), with the
-    property list given here: floodguard_nftables.py of this branch adds bulk_window to it.
-    """
-    listing = {"rc": 0, "stderr": "", "stdout": "The jail %s action %s has the following properties:\n%s\n"
-               % (jail, action, ", ".join(properties))}
+
+def checks_before_a_bulk_ban(jail):
     return [(["status"], "status_with_python_action"), (["get", jail, "banned"], "banned_empty_python"),
             (["get", jail, "ignoreip"], "ignoreip_python"), (["-j", "address", "show"], "ip_address_show"),
-            (["get", jail, "actions"], "actions_python"), (["get", jail, "actionproperties", action], listing)]
+            (["get", jail, "actions"], "actions_python")]
+
+
+def bulk_flow(jail, action, properties):
+    """The calls before the batches of a bulk ban in a jail whose one action has these properties and no
+    bulkban method (an action of another collection, or of an older floodguard)."""
+    return checks_before_a_bulk_ban(jail) + [
+        (["get", jail, "actionmethods", action], listing(jail, action, "methods", ["ban", "start", "stop", "unban"])),
+        (["get", jail, "actionproperties", action], listing(jail, action, "properties", properties))]
+
+
+class BulkCall(BulkReplay):
+    """A BulkReplay that answers the bulkban call as fail2ban did, with the addresses of its file."""
+
+    def __call__(self, args, environ_update=None, **kwargs):
+        if args[1:6] == ["set", self.jail, "action", "floodguard_nftables", "bulkban"]:
+            self.calls.append(list(args))
+            with open(json.loads(args[6])["path"]) as handle:
+                self.banned.extend(handle.read().split())
+            self.batch_sizes.append(len(self.banned))
+            return 0, "%d\n" % len(self.banned), ""
+        return super().__call__(args, environ_update=environ_update, **kwargs)
+
+
+def test_a_bulk_ban_of_a_jail_of_floodguard_actions_is_one_call(run_module, captured, tmp_path):
+    jail, action = "python-action", "floodguard_nftables"
+    addresses = [str(ipaddress.ip_address("198.18.0.1") + i) for i in range(20000)]
+    replay = BulkCall(captured, checks_before_a_bulk_ban(jail) + [
+        (["get", jail, "actionmethods", action], "actionmethods_python"),
+        (["get", jail, "bantime.increment"], "bantime_increment_python")], jail)
+    result = run_module(main, {"jail": jail, "ips": addresses, "_ansible_remote_tmp": str(tmp_path)},
+                        captured, None, replay=replay)[0]
+    assert result["changed"] is True and result["bulk"] is True and result["batches"] == 1
+    assert result["added_count"] == result["banned_count"] == 20000 and replay.banned == addresses
+    assert not any(call[1:4] == ["set", jail, "banip"] for call in replay.calls)
+    # The arguments Ansible returns with the result are cut as the lists are.
+    assert result["invocation"]["module_args"]["ips"] == addresses[:1000]
 
 
 OK = {"rc": 0, "stdout": "", "stderr": ""}
