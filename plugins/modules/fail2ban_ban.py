@@ -94,11 +94,12 @@ notes:
     the arguments that Ansible returns with the result (C(invocation), shown with C(-vvv)) too.
   - A ban of 1,000 addresses or more takes a bulk path where the jail's actions offer one (RV(bulk)). Where every
     action of the jail is one of floodguard's batching actions (C(floodguard_nftables) and the NGINX and WAF back
-    ends) and C(bantime.increment) is off, one call of their C(bulkban) method bans all of them at once: the
-    module writes the addresses to a file only its user may write, and fail2ban adds a ticket per address to the
-    jail's ban list, hands the bans to every action, writes them to its database in one transaction and logs one
-    summary line. They are fail2ban's own bans: listed by C(fail2ban-client get JAIL banned) and
-    M(floodguard.shield.fail2ban_info), restored after a restart and lifted at the end of the ban time.
+    ends) and C(bantime.increment) is off, one call of their C(bulkban) method bans all of them at once. The
+    module writes the addresses to a file only its user may write; in fail2ban the back ends write the bans first,
+    then fail2ban adds a ticket per address to the jail's ban list, writes them to its database in one
+    transaction and logs one summary line. They are fail2ban's own bans, listed by
+    C(fail2ban-client get JAIL banned) and M(floodguard.shield.fail2ban_info), restored after a restart and
+    lifted at the end of the ban time.
   - Otherwise, where one of the jail's actions has the property C(bulk_window), the batches run with that window
     open, so that fail2ban logs one line per batch instead of one C(Ban) line per address, its main cost per
     ban. The window closes by itself after at most 10 minutes.
