@@ -91,7 +91,7 @@ notes:
     starts one C(nft) process per address (on a small host about 20 ms per ban and 40 ms per unban, so 10,000
     addresses take minutes); C(fail2ban-client) waits for as long as that takes, and so does this module.
   - O(list_limit) cuts RV(banned), RV(added) and RV(removed); RV(truncated) says when it did. It cuts O(ips) in
-    the arguments that Ansible returns with the result (C(invocation), shown with C(-vvv)) too.
+    the arguments that ansible-core up to 2.20 returns with the result (C(invocation), shown with C(-vvv)) too.
   - A ban of 1,000 addresses or more takes a bulk path where the jail's actions offer one (RV(bulk)). Where every
     action of the jail is one of floodguard's batching actions (C(floodguard_nftables) and the NGINX and WAF back
     ends) and C(bantime.increment) is off, one call of their C(bulkban) method bans all of them at once. The

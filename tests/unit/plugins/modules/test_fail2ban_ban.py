@@ -304,8 +304,10 @@ def test_a_bulk_ban_of_a_jail_of_floodguard_actions_is_one_call(run_module, capt
     assert result["changed"] is True and result["bulk"] is True and result["batches"] == 1
     assert result["added_count"] == result["banned_count"] == 20000 and replay.banned == addresses
     assert not any(call[1:4] == ["set", jail, "banip"] for call in replay.calls)
-    # The arguments Ansible returns with the result are cut as the lists are.
-    assert result["invocation"]["module_args"]["ips"] == addresses[:1000]
+    # The result holds at most list_limit addresses per list: the arguments that ansible-core up to 2.20 returns
+    # with it (invocation) are cut as the lists are; 2.21 returns none.
+    assert "invocation" not in result or result["invocation"]["module_args"]["ips"] == addresses[:1000]
+    assert json.dumps(result).count('"198.18.') <= 3000
 
 
 OK = {"rc": 0, "stdout": "", "stderr": ""}
