@@ -260,6 +260,9 @@ class BatchingAction(ActionBase):
     supports_networks = True
     # Where the bans go, for log messages.
     backend = "the ban back end"
+    # bulkban() has the back end write in fail2ban's calling thread (_flush_pending); False: its own flusher
+    # writes (an action whose writes retry with backoff, which a fail2ban command must not wait for).
+    WRITES_IN_CALLER = True
 
     @property
     def bulk_window(self):
@@ -364,7 +367,8 @@ class BatchingAction(ActionBase):
 
         ips = [IPAddr(address) for address in addresses]
         # The back ends first, written in this thread before any ticket exists: fail2ban never lists one of
-        # these bans that is not enforced yet. An address already banned is written again, which changes nothing.
+        # these bans that the firewall (or NGINX) does not enforce yet; the edge (WAF) follows from its own
+        # flusher, as for any ban. An address already banned is written again, which changes nothing.
         for action in members:
             action._write_all(ips)  # pylint: disable=protected-access  # the same class
         actions = self._jail.actions
@@ -418,11 +422,15 @@ class BatchingAction(ActionBase):
         self._wakeup.set()
 
     def _write_all(self, ips):
-        """Ban many addresses now, in the caller's thread: what the flusher would write, without its wait."""
+        """Ban many addresses now, in the caller's thread: what the flusher would write, without its wait.
+        An action that writes only in its own flusher (WRITES_IN_CALLER False) gets them as pending changes."""
         targets = [target for target in (self._target(ip, True) for ip in ips) if target is not None]
         with self._lock:
             for target in targets:
                 self._pending[target] = True
+        if not self.WRITES_IN_CALLER:
+            self._wakeup.set()
+            return
         try:
             with self._apply_lock:
                 self._flush_pending()

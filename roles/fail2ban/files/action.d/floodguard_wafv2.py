@@ -145,6 +145,8 @@ class WafV2Action(batching.BatchingAction):
     """
 
     backend = "the AWS edge"
+    # A bulk ban (bulkban) leaves the edge to this action's own flusher and its retries.
+    WRITES_IN_CALLER = False
 
     def __init__(self, jail, action_name, **options):
         super().__init__(jail, action_name, **options)

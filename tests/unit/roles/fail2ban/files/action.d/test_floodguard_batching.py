@@ -216,3 +216,25 @@ def test_a_refusal_reaches_fail2ban_client_as_an_error_it_can_unpickle(tmp_path)
         action.bulkban(bulk_file(tmp_path, "198.18.0.1\n"))
     assert not isinstance(info.value, batching.BulkBanRefused)
     assert "bantime.increment" in str(pickle.loads(pickle.dumps(info.value)))
+
+
+class FlusherOnly(Recorder):
+    """A batching action that writes only from its own flusher (the WAF edge's retries)."""
+
+    WRITES_IN_CALLER = False
+
+    def _flush_pending(self):
+        raise AssertionError("a bulk ban must not write in the caller's thread for this action")
+
+
+def test_a_bulk_ban_leaves_an_action_that_writes_in_its_own_flusher_pending_and_wakes_it():
+    jail = types.SimpleNamespace(name="manual", actions=Actions(), database=None, getBanTimeExtra=lambda option: None)
+    action = FlusherOnly(jail, "floodguard_wafv2")
+    action._write_all(["198.18.0.1", "198.18.0.2"])
+    assert action._pending == {"198.18.0.1": True, "198.18.0.2": True} and action._wakeup.is_set()
+
+
+def test_a_bulk_ban_writes_in_the_callers_thread_by_default():
+    _jail, action = bulk_jail()
+    action._write_all(["198.18.0.1"])
+    assert action._pending == {} and not action._wakeup.is_set()
